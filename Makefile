@@ -1,0 +1,36 @@
+# Every target creates .venv and installs what it needs, so a fresh clone needs only `make test` / `make demo`.
+PYTHON ?= python3
+VENV ?= .venv
+# Pinned to the CPU build that pip finds locally; an unpinned torch would pull the multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test pytest lint demo bench clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: lint pytest
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check ignite_async tests examples benchmarks
+	$(BIN)/ruff format --check ignite_async tests examples benchmarks
+	$(BIN)/mypy
+
+demo: $(STAMP)
+	$(BIN)/python examples/quickstart.py
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/engine_overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

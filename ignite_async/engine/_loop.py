@@ -1,0 +1,215 @@
+"""The run loop: one async generator that yields only when the run is interrupted.
+
+This is pytorch-ignite 0.5.5's ``_internal_run_as_gen`` and ``_run_once_on_dataset_as_gen``, merged into
+one body because an async generator cannot delegate its ``yield`` to a sub-generator. Keeping the same
+structure (the same try blocks in the same places) is what keeps event order, counters, and exception
+behaviour identical.
+
+The per-iteration path fires four events. A fire with no handlers must cost next to nothing, so the loop
+looks the handler list up itself and awaits the dispatch only when there is one, and checks a single
+cached flag for stop requests; pytorch-ignite's ``_maybe_terminate_or_interrupt`` becomes
+``if engine._stop_requested and await _stop_point(engine): yield``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING
+
+import anyio
+
+from ignite_async.engine.events import Events
+
+if TYPE_CHECKING:
+    from ignite_async.engine.engine import Engine
+
+__all__ = ["run_as_generator"]
+
+STARTED = Events.STARTED
+EPOCH_STARTED = Events.EPOCH_STARTED
+EPOCH_COMPLETED = Events.EPOCH_COMPLETED
+GET_BATCH_STARTED = Events.GET_BATCH_STARTED
+GET_BATCH_COMPLETED = Events.GET_BATCH_COMPLETED
+ITERATION_STARTED = Events.ITERATION_STARTED
+ITERATION_COMPLETED = Events.ITERATION_COMPLETED
+DATALOADER_STOP_ITERATION = Events.DATALOADER_STOP_ITERATION
+
+
+class _Terminate(Exception):
+    pass
+
+
+class _TerminateSingleEpoch(Exception):
+    pass
+
+
+async def _stop_point(engine: Engine) -> bool:
+    """Act on a stop request: raise for terminate requests; fire INTERRUPT and return True to pause."""
+    if engine._should_terminate:
+        raise _Terminate
+    if engine._should_terminate_single_epoch:
+        raise _TerminateSingleEpoch
+    if engine._should_interrupt:
+        await engine._fire_event(Events.INTERRUPT)
+        engine.should_interrupt = False
+        return True
+    return False
+
+
+async def _handle_exception(engine: Engine, exc: BaseException) -> None:
+    if engine._event_handlers.get("EXCEPTION_RAISED"):
+        await engine._fire_event(Events.EXCEPTION_RAISED, exc)
+    else:
+        raise exc
+
+
+async def run_as_generator(engine: Engine) -> AsyncGenerator[None, None]:
+    e = engine
+    state = e.state
+    handlers = e._event_handlers  # the dict itself never changes, only its lists
+    process = e._process_function
+    process_is_async = e._process_is_async
+    e._clear_stop_requests()
+    state.times["EPOCH_COMPLETED"] = 0.0
+    state.times["COMPLETED"] = 0.0
+    start_time = time.time()
+    e._run_started_at = time.monotonic()
+    try:
+        try:
+            await e._fire_event(STARTED)
+            if e._stop_requested and await _stop_point(e):
+                yield
+            while not e._is_done(state) and not e._should_terminate:
+                state.epoch += 1
+                handlers_start = time.time()
+                await e._fire_event(EPOCH_STARTED)
+                epoch_time = time.time() - handlers_start
+                if e._stop_requested and await _stop_point(e):
+                    yield
+                if e._dataloader_iter is None:
+                    e._setup_engine()
+
+                # ---- one epoch over the data (pytorch-ignite's _run_once_on_dataset) ----
+                epoch_start = time.time()
+                iter_counter = 0 if e._init_iter is None else e._init_iter
+                e._init_iter = None
+                should_exit = False
+                has_data = state.dataloader is not None
+                try:
+                    while True:
+                        state.batch = None
+                        try:
+                            # After a restart the fetch is retried without a second GET_BATCH_STARTED.
+                            if e.last_event_name is not DATALOADER_STOP_ITERATION and has_data:
+                                e.last_event_name = GET_BATCH_STARTED
+                                if h := handlers.get("GET_BATCH_STARTED"):
+                                    await e._call_handlers(h)
+                                if e._stop_requested and await _stop_point(e):
+                                    yield
+                            if e._dataloader_is_async:
+                                state.batch = await e._dataloader_iter.__anext__()
+                            else:
+                                state.batch = next(e._dataloader_iter)
+                            state.output = None
+                            if has_data:
+                                e.last_event_name = GET_BATCH_COMPLETED
+                                if h := handlers.get("GET_BATCH_COMPLETED"):
+                                    await e._call_handlers(h)
+                                if e._stop_requested and await _stop_point(e):
+                                    yield
+                            iter_counter += 1
+                            should_exit = False
+                        except (StopIteration, StopAsyncIteration):
+                            if should_exit:
+                                # The data ran out twice in a row: a fresh iterator gave nothing either.
+                                if not e._is_done(state):
+                                    warnings.warn(
+                                        "the data iterator can provide no more data but the run has not reached "
+                                        f"its end: iteration {state.iteration} of "
+                                        f"{_total_iterations(e)}",
+                                        RuntimeWarning,
+                                        stacklevel=1,
+                                    )
+                                break
+                            if has_data:
+                                await e._fire_event(DATALOADER_STOP_ITERATION)
+                                if e._stop_requested and await _stop_point(e):
+                                    yield
+                            e._setup_dataloader_iter()
+                            should_exit = True
+                            continue
+
+                        state.iteration += 1
+                        e.last_event_name = ITERATION_STARTED
+                        if h := handlers.get("ITERATION_STARTED"):
+                            await e._call_handlers(h)
+                        if e._stop_requested and await _stop_point(e):
+                            yield
+                        if process_is_async:
+                            state.output = await process(e, state.batch)
+                        else:
+                            state.output = process(e, state.batch)
+                        e.last_event_name = ITERATION_COMPLETED
+                        if h := handlers.get("ITERATION_COMPLETED"):
+                            await e._call_handlers(h)
+                        if e._stop_requested and await _stop_point(e):
+                            yield
+                        if iter_counter == state.epoch_length:
+                            break
+                        if state.max_iters is not None and state.iteration == state.max_iters:
+                            e.should_terminate = True
+                            raise _Terminate
+                except _TerminateSingleEpoch:
+                    await e._fire_event(Events.TERMINATE_SINGLE_EPOCH, iter_counter=iter_counter)
+                    e._setup_dataloader_iter()
+                except _Terminate:
+                    raise
+                except Exception as exc:
+                    e.logger.error("Current run is terminating due to exception: %s", exc)
+                    await _handle_exception(e, exc)
+                epoch_time += time.time() - epoch_start
+                # ---- end of the epoch ----
+
+                state.times["EPOCH_COMPLETED"] = epoch_time
+                if e._should_terminate_single_epoch != "skip_epoch_completed":
+                    handlers_start = time.time()
+                    await e._fire_event(EPOCH_COMPLETED)
+                    epoch_time += time.time() - handlers_start
+                    state.times["EPOCH_COMPLETED"] = epoch_time
+                if e._should_terminate_single_epoch:
+                    e.should_terminate_single_epoch = False
+                if e._stop_requested and await _stop_point(e):
+                    yield
+                e.logger.info("Epoch[%s] Complete. Time taken: %.3f s", state.epoch, epoch_time)
+        except _Terminate:
+            await e._fire_event(Events.TERMINATE)
+        except _TerminateSingleEpoch:
+            raise RuntimeError(
+                "terminate_epoch() cannot be called on STARTED or EPOCH_STARTED: there is no epoch to end yet"
+            ) from None
+        time_taken = time.time() - start_time
+        state.times["COMPLETED"] = time_taken
+        if e._should_terminate != "skip_completed":
+            handlers_start = time.time()
+            await e._fire_event(Events.COMPLETED)
+            time_taken += time.time() - handlers_start
+            state.times["COMPLETED"] = time_taken
+        e.logger.info("Engine run finished. Time taken: %.3f s", time_taken)
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        e._dataloader_iter = None
+        if isinstance(exc, anyio.get_cancelled_exc_class()):
+            raise
+        e.logger.error("Engine run is terminating due to exception: %s", exc)
+        await _handle_exception(e, exc)
+    e._dataloader_iter = None
+
+
+def _total_iterations(engine: Engine) -> int | None:
+    state = engine.state
+    if state.max_epochs is not None and state.epoch_length is not None:
+        return state.epoch_length * state.max_epochs
+    return state.max_iters

@@ -1,0 +1,636 @@
+"""The :class:`Engine`: runs a process function over data and fires events to handlers."""
+
+from __future__ import annotations
+
+import logging
+import numbers
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from ignite_async.engine._handlers import (
+    Entry,
+    check_callable_signature,
+    describe,
+    is_async_callable,
+    make_entry,
+)
+from ignite_async.engine.events import (
+    CallableEventWithFilter,
+    EventEnum,
+    Events,
+    EventsList,
+    RemovableEventHandle,
+)
+from ignite_async.engine.state import DEFAULT_EVENT_TO_ATTR, State
+
+__all__ = ["Engine"]
+
+ProcessFunction = Callable[["Engine", Any], Any] | Callable[["Engine", Any], Awaitable[Any]]
+
+# Arguments that handlers of these events receive after the engine, used to check signatures early.
+_EVENT_ARGS: dict[str, tuple[Any, ...]] = {"EXCEPTION_RAISED": (Exception(),)}
+_EVENT_KWARGS: dict[str, dict[str, Any]] = {"TERMINATE_SINGLE_EPOCH": {"iter_counter": 0}}
+
+
+def _event_key(event: Any) -> str:
+    """Handlers are stored by event name, which is how pytorch-ignite's events compare and hash."""
+    return event if isinstance(event, str) else event.name
+
+
+def _check_count(name: str, value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer, got {value!r} of type {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value}")
+
+
+def _data_length(data: object) -> int | None:
+    try:
+        return len(data) if hasattr(data, "__len__") else None
+    except TypeError:  # e.g. a DataLoader over an IterableDataset
+        return None
+
+
+class Engine:
+    """Runs ``process_function(engine, batch)`` over data, firing :class:`~ignite_async.Events` to handlers.
+
+    The process function and the handlers may be plain functions or ``async def``; async ones are awaited
+    where a sync one would be called, so the order of effects is the same. Data is any iterable or async
+    iterable. Event order, counters and the batches seen are those of pytorch-ignite 0.5.5.
+
+    :param process_function: ``f(engine, batch) -> output``, sync or async; its result is ``state.output``.
+    :raises TypeError: if ``process_function`` cannot be called as ``f(engine, batch)``.
+
+    >>> import asyncio
+    >>> from ignite_async import Engine, Events
+    >>> def step(engine, batch):
+    ...     return batch * 2
+    >>> trainer = Engine(step)
+    >>> @trainer.on(Events.EPOCH_COMPLETED)
+    ... def report(engine):
+    ...     print(f"epoch {engine.state.epoch}: last output {engine.state.output}")
+    >>> state = asyncio.run(trainer.run([1, 2, 3], max_epochs=2))
+    epoch 1: last output 6
+    epoch 2: last output 6
+    """
+
+    def __init__(self, process_function: ProcessFunction) -> None:
+        if process_function is None:
+            raise ValueError("Engine needs a process function, got None")
+        check_callable_signature(process_function, "process_function", ("engine", "batch"), {})
+        self._process_function = process_function
+        self._process_is_async = is_async_callable(process_function)
+        self.logger = logging.getLogger(f"{__name__}.{type(self).__name__}")
+        self.state = State()
+        self.last_event_name: Any = None
+
+        self._event_handlers: dict[str, list[Entry]] = {}
+        self._allowed_events: dict[str, Any] = {}
+        self._event_to_attr: dict[str, str] = dict(DEFAULT_EVENT_TO_ATTR)
+        self._state_dict_user_keys: list[str] = []
+
+        # Stop requests; `_stop_requested` caches "any of them" so the loop checks one attribute.
+        self._should_terminate: bool | str = False
+        self._should_terminate_single_epoch: bool | str = False
+        self._should_interrupt = False
+        self._stop_requested = False
+
+        self._dataloader_iter: Any = None
+        self._dataloader_is_async = False
+        self._init_iter: int | None = None
+        self._run_generator: AsyncGenerator[None, None] | None = None
+        self._running = False
+        self._run_started_at: float | None = None
+
+        self.register_events(*Events)
+
+    # ------------------------------------------------------------------ events and handlers
+
+    def register_events(self, *event_names: str | EventEnum, event_to_attr: Mapping[Any, str] | None = None) -> None:
+        """Allow handlers on, and firing of, custom events.
+
+        :param event_names: members of an :class:`~ignite_async.EventEnum` subclass (or plain strings).
+        :param event_to_attr: for filtered handlers on these events, the state attribute a filter counts.
+        :raises TypeError: for anything that is not an event.
+
+        >>> from ignite_async import Engine, EventEnum
+        >>> class Custom(EventEnum):
+        ...     BACKWARD_COMPLETED = "backward_completed"
+        >>> engine = Engine(lambda engine, batch: None)
+        >>> engine.register_events(*Custom)
+        >>> engine.has_registered_events(Custom.BACKWARD_COMPLETED)
+        True
+        """
+        if event_to_attr is not None and not isinstance(event_to_attr, Mapping):
+            raise TypeError(f"event_to_attr must be a mapping from event to state attribute, got {event_to_attr!r}")
+        for index, event in enumerate(event_names):
+            if not isinstance(event, (str, EventEnum)):
+                raise TypeError(
+                    f"register_events takes EventEnum members or strings; argument {index} is {event!r} "
+                    f"of type {type(event).__name__}"
+                )
+            key = _event_key(event)
+            self._allowed_events[key] = event
+            if event_to_attr and event in event_to_attr:
+                attr = event_to_attr[event]
+                self._event_to_attr[key] = attr
+                if not hasattr(self.state, attr):
+                    setattr(self.state, attr, 0)
+
+    def has_registered_events(self, event: Any) -> bool:
+        """Whether ``event`` is one this engine can fire."""
+        return isinstance(event, (str, CallableEventWithFilter)) and _event_key(event) in self._allowed_events
+
+    def _registered_key(self, event: Any, action: str) -> str:
+        if isinstance(event, EventsList):
+            raise TypeError(f"{action} takes a single event here, got the events list {event!r}")
+        if not isinstance(event, (str, CallableEventWithFilter)):
+            raise TypeError(f"{action} needs an event (a member of Events or of a registered EventEnum), got {event!r}")
+        key = _event_key(event)
+        if key not in self._allowed_events:
+            raise ValueError(
+                f"{event!r} is not registered with this engine: call engine.register_events(...) with it first"
+            )
+        return key
+
+    def add_event_handler(
+        self, event_name: Any, handler: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> RemovableEventHandle:
+        """Call ``handler`` (sync or async) each time ``event_name`` fires and its filter passes.
+
+        The handler is called as ``handler(engine, *args, **kwargs)``, or ``handler(*args, **kwargs)`` if it
+        does not take the engine. ``EXCEPTION_RAISED`` handlers also get the exception after the engine;
+        ``TERMINATE_SINGLE_EPOCH`` handlers get ``iter_counter=`` if they accept it.
+
+        :param event_name: an event, a filtered event such as ``Events.ITERATION_COMPLETED(every=10)``, or
+            several joined with ``|``.
+        :raises TypeError: if ``handler``'s signature cannot take these arguments, or ``event_name`` is no event.
+        :raises ValueError: if the event is not registered, or is filtered but has no counter to filter on.
+        :return: a handle whose ``remove()`` detaches the handler.
+
+        >>> from ignite_async import Engine, Events
+        >>> engine = Engine(lambda engine, batch: None)
+        >>> async def log_remote(engine, tag):
+        ...     ...
+        >>> handle = engine.add_event_handler(Events.ITERATION_COMPLETED(every=100), log_remote, "train")
+        >>> engine.has_event_handler(log_remote, Events.ITERATION_COMPLETED)
+        True
+        """
+        if isinstance(event_name, EventsList):
+            for event in event_name:
+                self.add_event_handler(event, handler, *args, **kwargs)
+            return RemovableEventHandle(event_name, handler, self)
+        key = self._registered_key(event_name, "add_event_handler")
+        event_filter = event_name.filter if isinstance(event_name, CallableEventWithFilter) else None
+        filter_attr = None
+        if event_filter is not None:
+            filter_attr = self._event_to_attr.get(key)
+            if filter_attr is None:
+                raise ValueError(
+                    f"{event_name!r} has a filter but {key} counts nothing to filter on; register it with "
+                    "event_to_attr={event: 'state_attribute'} to filter it"
+                )
+        entry = make_entry(
+            self,
+            handler,
+            args,
+            kwargs,
+            event_args=_EVENT_ARGS.get(key, ()),
+            event_kwargs=_EVENT_KWARGS.get(key, {}),
+            event_filter=event_filter,
+            filter_attr=filter_attr,
+            event_name=key,
+        )
+        # Appending in place (removal rebinds the list) gives pytorch-ignite's behaviour for handlers
+        # added or removed while the same event is being fired.
+        self._event_handlers.setdefault(key, []).append(entry)
+        return RemovableEventHandle(event_name, handler, self)
+
+    def on(self, event_name: Any, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator form of :meth:`add_event_handler`; returns the function unchanged.
+
+        >>> from ignite_async import Engine, Events
+        >>> engine = Engine(lambda engine, batch: None)
+        >>> @engine.on(Events.EPOCH_COMPLETED | Events.COMPLETED)
+        ... async def checkpoint(engine):
+        ...     ...
+        """
+
+        def decorator(handler: Callable[..., Any]) -> Callable[..., Any]:
+            self.add_event_handler(event_name, handler, *args, **kwargs)
+            return handler
+
+        return decorator
+
+    def has_event_handler(self, handler: Callable[..., Any], event_name: Any = None) -> bool:
+        """Whether ``handler`` is attached to ``event_name`` (to any event if ``None``)."""
+        if event_name is None:
+            lists: Iterable[list[Entry]] = self._event_handlers.values()
+        else:
+            lists = [self._event_handlers.get(_event_key(event_name), [])]
+        return any(entry[6].handler == handler for entries in lists for entry in entries)
+
+    def remove_event_handler(self, handler: Callable[..., Any], event_name: Any) -> None:
+        """Detach ``handler`` from ``event_name``.
+
+        :raises ValueError: if it is not attached there.
+        """
+        key = _event_key(event_name)
+        entries = self._event_handlers.get(key)
+        if entries is None:
+            raise ValueError(f"no handler is attached to {event_name!r}")
+        kept = [entry for entry in entries if entry[6].handler != handler]
+        if len(kept) == len(entries):
+            raise ValueError(f"handler {describe(handler)} is not attached to {event_name!r}")
+        self._event_handlers[key] = kept
+
+    async def fire(self, event: Any) -> None:
+        """Run the handlers of ``event`` now, e.g. a custom event from an async process function.
+
+        :raises ValueError: if ``event`` is not registered with this engine.
+
+        >>> import asyncio
+        >>> from ignite_async import Engine, EventEnum
+        >>> class Backprop(EventEnum):
+        ...     BACKWARD_COMPLETED = "backward_completed"
+        >>> async def step(engine, batch):
+        ...     await engine.fire(Backprop.BACKWARD_COMPLETED)
+        >>> engine = Engine(step)
+        >>> engine.register_events(*Backprop)
+        >>> _ = engine.add_event_handler(Backprop.BACKWARD_COMPLETED, lambda: print("backward done"))
+        >>> _ = asyncio.run(engine.run([0]))
+        backward done
+        """
+        self._registered_key(event, "fire")
+        await self._fire_event(event)
+
+    async def _fire_event(self, event: Any, *event_args: Any, **event_kwargs: Any) -> None:
+        self.last_event_name = event
+        handlers = self._event_handlers.get(_event_key(event))
+        if not handlers:
+            return
+        if event_args or event_kwargs:
+            await self._call_handlers_with(handlers, event_args, event_kwargs)
+        else:
+            await self._call_handlers(handlers)
+
+    async def _call_handlers(self, handlers: list[Entry]) -> None:
+        # The hot path: every decision was made at registration (see _handlers.make_entry).
+        state = self.state
+        for fn, args, kwargs, is_async, event_filter, attr, _ in handlers:
+            if event_filter is not None and not event_filter(self, getattr(state, attr)):  # type: ignore[arg-type]
+                continue
+            if is_async:
+                await fn(*args, **kwargs)
+            else:
+                fn(*args, **kwargs)
+
+    async def _call_handlers_with(
+        self, handlers: list[Entry], event_args: tuple[Any, ...], event_kwargs: dict[str, Any]
+    ) -> None:
+        state = self.state
+        for fn, _, kwargs, is_async, event_filter, attr, info in handlers:
+            if event_filter is not None and not event_filter(self, getattr(state, attr)):  # type: ignore[arg-type]
+                continue
+            head = (self, *event_args) if info.passes_engine else event_args
+            extra = {k: v for k, v in event_kwargs.items() if k in info.accepted_event_kwargs}
+            result = fn(*head, *info.args, **kwargs, **extra)
+            if is_async:
+                await result
+
+    # ------------------------------------------------------------------ stopping
+
+    @property
+    def should_terminate(self) -> bool | str:
+        """Set by :meth:`terminate`: ``True``, ``"skip_completed"``, or ``False``."""
+        return self._should_terminate
+
+    @should_terminate.setter
+    def should_terminate(self, value: bool | str) -> None:
+        self._should_terminate = value
+        self._update_stop_requested()
+
+    @property
+    def should_terminate_single_epoch(self) -> bool | str:
+        """Set by :meth:`terminate_epoch`: ``True``, ``"skip_epoch_completed"``, or ``False``."""
+        return self._should_terminate_single_epoch
+
+    @should_terminate_single_epoch.setter
+    def should_terminate_single_epoch(self, value: bool | str) -> None:
+        self._should_terminate_single_epoch = value
+        self._update_stop_requested()
+
+    @property
+    def should_interrupt(self) -> bool:
+        """Set by :meth:`interrupt`."""
+        return self._should_interrupt
+
+    @should_interrupt.setter
+    def should_interrupt(self, value: bool) -> None:
+        self._should_interrupt = value
+        self._update_stop_requested()
+
+    def _clear_stop_requests(self) -> None:
+        self._should_terminate = self._should_terminate_single_epoch = self._should_interrupt = False
+        self._stop_requested = False
+
+    def _update_stop_requested(self) -> None:
+        self._stop_requested = bool(
+            self._should_terminate or self._should_terminate_single_epoch or self._should_interrupt
+        )
+
+    def terminate(self, skip_completed: bool = False) -> None:
+        """Stop the run after the current event: fires ``TERMINATE``, then ``COMPLETED`` unless ``skip_completed``.
+
+        Called mid-epoch, that epoch's ``EPOCH_COMPLETED`` does not fire. Safe to call from a handler, the
+        process function or another task.
+        """
+        self.logger.info("Terminate signaled; the engine stops after the current event.")
+        self.should_terminate = "skip_completed" if skip_completed else True
+
+    def terminate_epoch(self, skip_epoch_completed: bool = False) -> None:
+        """End the current epoch after the current event: fires ``TERMINATE_SINGLE_EPOCH``, then
+        ``EPOCH_COMPLETED`` (unless ``skip_epoch_completed``), and the run goes on with the next epoch,
+        whose data starts afresh.
+        """
+        self.logger.info("Terminate epoch signaled; the epoch ends after the current event.")
+        self.should_terminate_single_epoch = "skip_epoch_completed" if skip_epoch_completed else True
+
+    def interrupt(self) -> None:
+        """Pause the run after the current event: ``INTERRUPT`` fires and :meth:`run` returns; calling
+        :meth:`run` again resumes exactly where it stopped.
+
+        >>> import asyncio
+        >>> from ignite_async import Engine, Events
+        >>> engine = Engine(lambda engine, batch: None)
+        >>> _ = engine.add_event_handler(Events.ITERATION_COMPLETED(once=2), lambda e: e.interrupt())
+        >>> state = asyncio.run(engine.run(range(3), max_epochs=2))
+        >>> state.iteration
+        2
+        >>> state = asyncio.run(engine.run(range(3)))
+        >>> state.iteration, state.epoch
+        (6, 2)
+        """
+        self.logger.info("Interrupt signaled; the engine pauses after the current event.")
+        self.should_interrupt = True
+
+    # ------------------------------------------------------------------ state dict
+
+    @property
+    def state_dict_user_keys(self) -> list[str]:
+        """Names of user state attributes that :meth:`state_dict` saves and :meth:`load_state_dict` needs."""
+        return self._state_dict_user_keys
+
+    def state_dict(self) -> OrderedDict[str, Any]:
+        """The resumable part of the state: ``epoch_length``, ``iteration``, ``max_epochs`` or ``max_iters``,
+        and every key in :attr:`state_dict_user_keys`.
+
+        >>> from ignite_async import Engine
+        >>> engine = Engine(lambda engine, batch: None)
+        >>> engine.load_state_dict({"epoch": 3, "max_epochs": 10, "epoch_length": 100})
+        >>> dict(engine.state_dict())
+        {'epoch_length': 100, 'iteration': 300, 'max_epochs': 10}
+        """
+        keys = [
+            "epoch_length",
+            "iteration",
+            "max_iters" if self.state.max_iters is not None else "max_epochs",
+        ]
+        keys += self._state_dict_user_keys
+        return OrderedDict((k, getattr(self.state, k)) for k in keys)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore from :meth:`state_dict` (or a dict giving ``epoch`` instead of ``iteration``); the next
+        :meth:`run` continues from there.
+
+        :raises TypeError: if ``state_dict`` is not a mapping.
+        :raises ValueError: naming any missing or inconsistent key.
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
+        if self._running:
+            raise RuntimeError("load_state_dict() cannot be called while the engine is running")
+        if "iteration" in state_dict and "epoch" in state_dict:
+            raise ValueError(
+                "state_dict must hold one of 'iteration' or 'epoch', not both: "
+                f"iteration={state_dict['iteration']}, epoch={state_dict['epoch']}"
+            )
+        if "epoch_length" not in state_dict:
+            raise ValueError(f"state_dict lacks the required key 'epoch_length' (has {sorted(state_dict)})")
+        if "iteration" not in state_dict and "epoch" not in state_dict:
+            raise ValueError(f"state_dict lacks both 'iteration' and 'epoch' (has {sorted(state_dict)})")
+        if ("max_epochs" in state_dict) == ("max_iters" in state_dict):
+            raise ValueError(
+                f"state_dict must hold exactly one of 'max_epochs' and 'max_iters' (has {sorted(state_dict)})"
+            )
+        missing = [k for k in self._state_dict_user_keys if k not in state_dict]
+        if missing:
+            raise ValueError(f"state_dict lacks the user state keys {missing} named in state_dict_user_keys")
+        epoch_length = state_dict["epoch_length"]
+        _check_count("epoch_length", epoch_length)
+        if "iteration" in state_dict:
+            iteration = state_dict["iteration"]
+            epoch = 0 if iteration == 0 or epoch_length is None else iteration // epoch_length
+        else:
+            epoch = state_dict["epoch"]
+            if epoch_length is None:
+                raise ValueError("state_dict gives 'epoch' but no epoch_length to compute the iteration from")
+            iteration = epoch * epoch_length
+        max_epochs = state_dict.get("max_epochs")
+        max_iters = state_dict.get("max_iters")
+        _check_count("max_epochs", max_epochs)
+        _check_count("max_iters", max_iters)
+        if max_epochs is not None and max_epochs < epoch:
+            raise ValueError(f"max_epochs={max_epochs} is below the state's epoch {epoch}")
+        if max_iters is not None and max_iters < iteration:
+            raise ValueError(f"max_iters={max_iters} is below the state's iteration {iteration}")
+        for key in self._state_dict_user_keys:
+            setattr(self.state, key, state_dict[key])
+        self.state.epoch_length = epoch_length
+        self.state.iteration = iteration
+        self.state.epoch = epoch
+        self.state.max_epochs = max_epochs
+        self.state.max_iters = max_iters
+        # A loaded state starts from a fresh data iterator and a fresh run.
+        self._dataloader_iter = None
+        self._init_iter = None
+        self._run_generator = None
+
+    # ------------------------------------------------------------------ running
+
+    @staticmethod
+    def _is_done(state: State) -> bool:
+        if state.max_iters is not None and state.iteration >= state.max_iters:
+            return True
+        if state.max_epochs is None:
+            return False
+        if state.epoch_length is not None and state.iteration >= state.epoch_length * state.max_epochs:
+            return True
+        return state.epoch >= state.max_epochs
+
+    async def run(
+        self,
+        data: Any = None,
+        max_epochs: int | None = None,
+        epoch_length: int | None = None,
+        max_iters: int | None = None,
+    ) -> State:
+        """Run the process function over ``data`` until ``max_epochs`` or ``max_iters``; return the state.
+
+        A first call (or one after the previous run completed) starts a new run, with ``max_epochs=1``
+        by default. After :meth:`interrupt`, or with a larger ``max_epochs`` than a finished run had, it
+        resumes where the state stands.
+
+        :param data: an iterable (list, generator, ``DataLoader``) or async iterable, or ``None`` with
+            ``epoch_length`` to call the process function with ``batch=None``.
+        :param max_epochs: epochs to run to; excludes ``max_iters``.
+        :param epoch_length: iterations per epoch; defaults to ``len(data)`` and is required for data
+            without a length. Shorter than the data: the next epoch continues the same iterator. Longer:
+            the data restarts, firing ``DATALOADER_STOP_ITERATION``.
+        :param max_iters: iterations to run to; excludes ``max_epochs``.
+        :raises TypeError: for data that is not iterable, or counts that are not integers.
+        :raises ValueError: for counts < 1, empty data, data without length and no ``epoch_length``,
+            or ``max_epochs`` together with ``max_iters``.
+        :raises RuntimeError: if this engine is already running.
+
+        >>> import asyncio
+        >>> from ignite_async import Engine
+        >>> async def step(engine, batch):
+        ...     return batch
+        >>> async def batches():
+        ...     for i in range(100):
+        ...         yield i
+        >>> state = asyncio.run(Engine(step).run(batches(), epoch_length=10, max_epochs=3))
+        >>> state.iteration, state.output
+        (30, 29)
+        """
+        if self._running:
+            raise RuntimeError("run() was called while this engine is already running")
+        self._prepare_run(data, max_epochs, epoch_length, max_iters)
+        if self._run_generator is None:
+            from ignite_async.engine._loop import run_as_generator
+
+            self._run_generator = run_as_generator(self)
+        self._running = True
+        try:
+            await self._run_generator.__anext__()
+        except StopAsyncIteration:
+            self._run_generator = None
+        except BaseException:
+            self._run_generator = None
+            raise
+        finally:
+            self._running = False
+        return self.state
+
+    def _prepare_run(self, data: Any, max_epochs: int | None, epoch_length: int | None, max_iters: int | None) -> None:
+        """Validate run()'s arguments and set the state up for a new or a resumed run (pytorch-ignite's rules)."""
+        if data is not None and not (hasattr(data, "__iter__") or hasattr(data, "__aiter__")):
+            raise TypeError(f"data must be an iterable or an async iterable, got {type(data).__name__}")
+        for name, value in (
+            ("max_epochs", max_epochs),
+            ("epoch_length", epoch_length),
+            ("max_iters", max_iters),
+        ):
+            _check_count(name, value)
+        if max_epochs is not None and max_iters is not None:
+            raise ValueError("max_epochs and max_iters are mutually exclusive: give one of them")
+        state = self.state
+        if max_iters is not None and state.max_epochs is not None and not self._is_done(state):
+            raise ValueError(
+                "this engine is resuming a run bounded by max_epochs; set engine.state.max_epochs = None "
+                "to start again with max_iters"
+            )
+        if max_epochs is not None and state.max_iters is not None and not self._is_done(state):
+            raise ValueError(
+                "this engine is resuming a run bounded by max_iters; set engine.state.max_iters = None "
+                "to start again with max_epochs"
+            )
+        if max_epochs is not None and state.max_epochs is not None:
+            if max_epochs < state.epoch:
+                raise ValueError(
+                    f"max_epochs={max_epochs} is below the state's epoch {state.epoch}; set "
+                    "engine.state.max_epochs = None to start the run again from the beginning"
+                )
+            state.max_epochs = max_epochs
+        if max_iters is not None and state.max_iters is not None:
+            if max_iters < state.iteration:
+                raise ValueError(
+                    f"max_iters={max_iters} is below the state's iteration {state.iteration}; set "
+                    "engine.state.max_iters = None to start the run again from the beginning"
+                )
+            state.max_iters = max_iters
+
+        new_run = (state.max_epochs is None and state.max_iters is None) or (
+            self._is_done(state) and self._run_generator is None
+        )
+        if new_run:
+            if epoch_length is None:
+                if data is None:
+                    epoch_length = state.epoch_length
+                    if epoch_length is None:
+                        raise ValueError("epoch_length is required when data is None")
+                else:
+                    epoch_length = _data_length(data)
+                    if epoch_length == 0:
+                        raise ValueError("data is empty: it has length 0")
+                    if epoch_length is None:
+                        raise ValueError(
+                            f"data of type {type(data).__name__} has no length: pass epoch_length= "
+                            "(iterations per epoch)"
+                        )
+            state.iteration = 0
+            state.epoch = 0
+            state.max_epochs = 1 if max_iters is None and max_epochs is None else max_epochs
+            state.max_iters = max_iters
+            state.epoch_length = epoch_length
+            self._close_run_generator()
+            self.logger.info("Engine run starting with max_epochs=%s max_iters=%s.", state.max_epochs, max_iters)
+        else:
+            if state.epoch_length is not None:
+                if epoch_length is not None and epoch_length != state.epoch_length:
+                    raise ValueError(
+                        f"epoch_length={epoch_length} differs from the resumed state's {state.epoch_length}"
+                    )
+            else:
+                epoch_length = epoch_length if epoch_length is not None else _data_length(data)
+                if epoch_length is None:
+                    raise ValueError("the state has no epoch_length and the data has no length: pass epoch_length=")
+                if epoch_length == 0:
+                    raise ValueError("data is empty: it has length 0")
+                state.epoch_length = epoch_length
+            self.logger.info("Engine run resuming from iteration %s, epoch %s.", state.iteration, state.epoch)
+            if self._should_terminate:
+                # Resuming a terminated run: its next epoch counts from 0.
+                self._init_iter = 0
+        if self._dataloader_iter is None:
+            state.dataloader = data
+
+    def _close_run_generator(self) -> None:
+        # An interrupted run that is replaced by a new one is abandoned; async generators must be
+        # finalised by the event loop, which it does when it garbage-collects them.
+        self._run_generator = None
+
+    def _setup_dataloader_iter(self) -> None:
+        data = self.state.dataloader
+        if data is None:
+            assert self.state.epoch_length is not None
+            self._dataloader_iter = iter([None] * self.state.epoch_length)
+            self._dataloader_is_async = False
+        elif hasattr(data, "__aiter__"):
+            self._dataloader_iter = data.__aiter__()
+            self._dataloader_is_async = True
+        else:
+            self._dataloader_iter = iter(data)
+            self._dataloader_is_async = False
+
+    def _setup_engine(self) -> None:
+        self._setup_dataloader_iter()
+        if self._init_iter is None:
+            iteration = self.state.iteration
+            if self.state.epoch_length is not None:
+                iteration %= self.state.epoch_length
+            self._init_iter = iteration
