@@ -104,22 +104,22 @@ def make_entry(
     if not callable(handler):
         raise TypeError(f"handler for {event_name} must be callable, got {handler!r}")
     sig = _signature(handler)
-    if _binds(sig, (engine, *event_args, *args), kwargs):
-        passes_engine = True
-    elif _binds(sig, (*event_args, *args), kwargs):
-        passes_engine = False
-    else:
+    fits = [
+        passes_engine
+        for passes_engine in (True, False)
+        for extra in ({}, event_kwargs)
+        if _binds(sig, ((engine,) if passes_engine else ()) + event_args + args, {**kwargs, **extra})
+    ]
+    if not fits:
         shown = ", ".join(["engine", *(["<event args>"] if event_args else []), *map(repr, args)])
         shown += "".join(f", {k}={v!r}" for k, v in kwargs.items())
         raise TypeError(
             f"handler {describe(handler)}{sig} for {event_name} cannot be called as "
             f"{describe(handler)}({shown}) nor without the engine"
         )
-    accepted = frozenset(
-        k
-        for k, v in event_kwargs.items()
-        if _binds(sig, (engine, *event_args, *args) if passes_engine else (*event_args, *args), {**kwargs, k: v})
-    )
+    passes_engine = fits[0]
+    head = ((engine,) if passes_engine else ()) + event_args + args
+    accepted = frozenset(k for k, v in event_kwargs.items() if _binds(sig, head, {**kwargs, k: v}))
     call_args = (engine, *args) if passes_engine else args
     info = HandlerInfo(handler, passes_engine, args, accepted)
     return (handler, call_args, kwargs, is_async_callable(handler), event_filter, filter_attr, info)

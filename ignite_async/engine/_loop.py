@@ -138,6 +138,7 @@ async def run_as_generator(engine: Engine) -> AsyncGenerator[None, None]:
                                 if e._stop_requested and await _stop_point(e):
                                     yield
                             e._setup_dataloader_iter()
+                            await e._close_abandoned()
                             should_exit = True
                             continue
 
@@ -164,6 +165,7 @@ async def run_as_generator(engine: Engine) -> AsyncGenerator[None, None]:
                 except _TerminateSingleEpoch:
                     await e._fire_event(Events.TERMINATE_SINGLE_EPOCH, iter_counter=iter_counter)
                     e._setup_dataloader_iter()
+                    await e._close_abandoned()
                 except _Terminate:
                     raise
                 except Exception as exc:
@@ -200,12 +202,12 @@ async def run_as_generator(engine: Engine) -> AsyncGenerator[None, None]:
     except GeneratorExit:
         raise
     except BaseException as exc:
-        e._dataloader_iter = None
+        await e._release_dataloader_iter()
         if isinstance(exc, anyio.get_cancelled_exc_class()):
             raise
         e.logger.error("Engine run is terminating due to exception: %s", exc)
         await _handle_exception(e, exc)
-    e._dataloader_iter = None
+    await e._release_dataloader_iter()
 
 
 def _total_iterations(engine: Engine) -> int | None:

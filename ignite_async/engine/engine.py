@@ -8,6 +8,8 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+import anyio
+
 from ignite_async.engine._handlers import (
     Entry,
     check_callable_signature,
@@ -104,6 +106,8 @@ class Engine:
         self._run_generator: AsyncGenerator[None, None] | None = None
         self._running = False
         self._run_started_at: float | None = None
+        # Async iterators and run generators that were dropped; closed (awaited) at the next chance.
+        self._abandoned: list[Any] = []
 
         self.register_events(*Events)
 
@@ -455,6 +459,8 @@ class Engine:
         self.state.max_epochs = max_epochs
         self.state.max_iters = max_iters
         # A loaded state starts from a fresh data iterator and a fresh run.
+        self._abandon(self._dataloader_iter)
+        self._abandon(self._run_generator)
         self._dataloader_iter = None
         self._init_iter = None
         self._run_generator = None
@@ -516,6 +522,7 @@ class Engine:
             self._run_generator = run_as_generator(self)
         self._running = True
         try:
+            await self._close_abandoned()
             await self._run_generator.__anext__()
         except StopAsyncIteration:
             self._run_generator = None
@@ -587,7 +594,8 @@ class Engine:
             state.max_epochs = 1 if max_iters is None and max_epochs is None else max_epochs
             state.max_iters = max_iters
             state.epoch_length = epoch_length
-            self._close_run_generator()
+            self._abandon(self._run_generator)
+            self._run_generator = None
             self.logger.info("Engine run starting with max_epochs=%s max_iters=%s.", state.max_epochs, max_iters)
         else:
             if state.epoch_length is not None:
@@ -609,12 +617,24 @@ class Engine:
         if self._dataloader_iter is None:
             state.dataloader = data
 
-    def _close_run_generator(self) -> None:
-        # An interrupted run that is replaced by a new one is abandoned; async generators must be
-        # finalised by the event loop, which it does when it garbage-collects them.
-        self._run_generator = None
+    def _abandon(self, obj: Any) -> None:
+        # Async generators must be closed by awaiting aclose() (trio insists); sync ones close when collected.
+        if obj is not None and hasattr(obj, "aclose"):
+            self._abandoned.append(obj)
+
+    async def _close_abandoned(self) -> None:
+        while self._abandoned:
+            obj = self._abandoned.pop()
+            with anyio.CancelScope(shield=True):
+                await obj.aclose()
+
+    async def _release_dataloader_iter(self) -> None:
+        self._abandon(self._dataloader_iter)
+        self._dataloader_iter = None
+        await self._close_abandoned()
 
     def _setup_dataloader_iter(self) -> None:
+        self._abandon(self._dataloader_iter)
         data = self.state.dataloader
         if data is None:
             assert self.state.epoch_length is not None
