@@ -1,22 +1,28 @@
-"""The run loop: one async generator that yields only when the run is interrupted.
+"""The run loop: one coroutine that can *pause* when the run is interrupted, and be resumed later.
 
-This is pytorch-ignite 0.5.5's ``_internal_run_as_gen`` and ``_run_once_on_dataset_as_gen``, merged into
-one body because an async generator cannot delegate its ``yield`` to a sub-generator. Keeping the same
-structure (the same try blocks in the same places) is what keeps event order, counters, and exception
-behaviour identical.
+This is pytorch-ignite 0.5.5's ``_internal_run_as_gen`` and ``_run_once_on_dataset_as_gen`` merged into one
+body. Keeping the same structure (the same try blocks in the same places) is what keeps event order,
+counters, and exception behaviour identical.
+
+pytorch-ignite pauses with a generator ``yield``. An async generator would do the same here but cannot be
+resumed by a second ``asyncio.run(engine.run())``: asyncio closes every live async generator when its loop
+shuts down. So the body is a plain coroutine that awaits :func:`_pause`, and :func:`drive` runs it,
+forwarding everything it awaits to the event loop except the pause sentinel, on which it returns, leaving
+the coroutine suspended for the next :meth:`Engine.run <ignite_async.Engine.run>` to continue, in any loop.
 
 The per-iteration path fires four events. A fire with no handlers must cost next to nothing, so the loop
 looks the handler list up itself and awaits the dispatch only when there is one, and checks a single
 cached flag for stop requests; pytorch-ignite's ``_maybe_terminate_or_interrupt`` becomes
-``if engine._stop_requested and await _stop_point(engine): yield``.
+``if engine._stop_requested and await _stop_point(engine): await _pause()``.
 """
 
 from __future__ import annotations
 
 import time
+import types
 import warnings
-from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine, Generator
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -25,7 +31,7 @@ from ignite_async.engine.events import Events
 if TYPE_CHECKING:
     from ignite_async.engine.engine import Engine
 
-__all__ = ["run_as_generator"]
+__all__ = ["drive", "run_body"]
 
 STARTED = Events.STARTED
 EPOCH_STARTED = Events.EPOCH_STARTED
@@ -35,6 +41,39 @@ GET_BATCH_COMPLETED = Events.GET_BATCH_COMPLETED
 ITERATION_STARTED = Events.ITERATION_STARTED
 ITERATION_COMPLETED = Events.ITERATION_COMPLETED
 DATALOADER_STOP_ITERATION = Events.DATALOADER_STOP_ITERATION
+
+
+_PAUSE = object()
+
+
+@types.coroutine
+def _pause() -> Generator[Any, Any, None]:
+    """Suspend the run body; :func:`drive` sees the sentinel and returns instead of passing it on."""
+    yield _PAUSE
+
+
+@types.coroutine
+def drive(body: Coroutine[Any, Any, None]) -> Generator[Any, Any, bool]:
+    """Run ``body`` until it finishes (return True) or pauses (return False).
+
+    Like ``await body``, but it can stop at a pause and be called again later to continue.
+    Values the body awaits go to the event loop; what the loop sends or throws (results, cancellation)
+    goes back to the body.
+    """
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            signal = body.throw(error) if error is not None else body.send(value)
+        except StopIteration:
+            return True
+        if signal is _PAUSE:
+            return False
+        value, error = None, None
+        try:
+            value = yield signal
+        except BaseException as exc:
+            error = exc
 
 
 class _Terminate(Exception):
@@ -65,7 +104,7 @@ async def _handle_exception(engine: Engine, exc: BaseException) -> None:
         raise exc
 
 
-async def run_as_generator(engine: Engine) -> AsyncGenerator[None, None]:
+async def run_body(engine: Engine) -> None:
     e = engine
     state = e.state
     handlers = e._event_handlers  # the dict itself never changes, only its lists
@@ -80,14 +119,14 @@ async def run_as_generator(engine: Engine) -> AsyncGenerator[None, None]:
         try:
             await e._fire_event(STARTED)
             if e._stop_requested and await _stop_point(e):
-                yield
+                await _pause()
             while not e._is_done(state) and not e._should_terminate:
                 state.epoch += 1
                 handlers_start = time.time()
                 await e._fire_event(EPOCH_STARTED)
                 epoch_time = time.time() - handlers_start
                 if e._stop_requested and await _stop_point(e):
-                    yield
+                    await _pause()
                 if e._dataloader_iter is None:
                     e._setup_engine()
 
@@ -107,7 +146,7 @@ async def run_as_generator(engine: Engine) -> AsyncGenerator[None, None]:
                                 if h := handlers.get("GET_BATCH_STARTED"):
                                     await e._call_handlers(h)
                                 if e._stop_requested and await _stop_point(e):
-                                    yield
+                                    await _pause()
                             if e._dataloader_is_async:
                                 state.batch = await e._dataloader_iter.__anext__()
                             else:
@@ -118,7 +157,7 @@ async def run_as_generator(engine: Engine) -> AsyncGenerator[None, None]:
                                 if h := handlers.get("GET_BATCH_COMPLETED"):
                                     await e._call_handlers(h)
                                 if e._stop_requested and await _stop_point(e):
-                                    yield
+                                    await _pause()
                             iter_counter += 1
                             should_exit = False
                         except (StopIteration, StopAsyncIteration):
@@ -136,7 +175,7 @@ async def run_as_generator(engine: Engine) -> AsyncGenerator[None, None]:
                             if has_data:
                                 await e._fire_event(DATALOADER_STOP_ITERATION)
                                 if e._stop_requested and await _stop_point(e):
-                                    yield
+                                    await _pause()
                             e._setup_dataloader_iter()
                             await e._close_abandoned()
                             should_exit = True
@@ -147,7 +186,7 @@ async def run_as_generator(engine: Engine) -> AsyncGenerator[None, None]:
                         if h := handlers.get("ITERATION_STARTED"):
                             await e._call_handlers(h)
                         if e._stop_requested and await _stop_point(e):
-                            yield
+                            await _pause()
                         if process_is_async:
                             state.output = await process(e, state.batch)
                         else:
@@ -156,7 +195,7 @@ async def run_as_generator(engine: Engine) -> AsyncGenerator[None, None]:
                         if h := handlers.get("ITERATION_COMPLETED"):
                             await e._call_handlers(h)
                         if e._stop_requested and await _stop_point(e):
-                            yield
+                            await _pause()
                         if iter_counter == state.epoch_length:
                             break
                         if state.max_iters is not None and state.iteration == state.max_iters:
@@ -183,7 +222,7 @@ async def run_as_generator(engine: Engine) -> AsyncGenerator[None, None]:
                 if e._should_terminate_single_epoch:
                     e.should_terminate_single_epoch = False
                 if e._stop_requested and await _stop_point(e):
-                    yield
+                    await _pause()
                 e.logger.info("Epoch[%s] Complete. Time taken: %.3f s", state.epoch, epoch_time)
         except _Terminate:
             await e._fire_event(Events.TERMINATE)
@@ -199,7 +238,7 @@ async def run_as_generator(engine: Engine) -> AsyncGenerator[None, None]:
             time_taken += time.time() - handlers_start
             state.times["COMPLETED"] = time_taken
         e.logger.info("Engine run finished. Time taken: %.3f s", time_taken)
-    except GeneratorExit:
+    except GeneratorExit:  # an abandoned paused run being closed
         raise
     except BaseException as exc:
         await e._release_dataloader_iter()

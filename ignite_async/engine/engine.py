@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import numbers
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 import anyio
@@ -17,6 +17,7 @@ from ignite_async.engine._handlers import (
     is_async_callable,
     make_entry,
 )
+from ignite_async.engine._loop import drive, run_body
 from ignite_async.engine.events import (
     CallableEventWithFilter,
     EventEnum,
@@ -103,7 +104,7 @@ class Engine:
         self._dataloader_iter: Any = None
         self._dataloader_is_async = False
         self._init_iter: int | None = None
-        self._run_generator: AsyncGenerator[None, None] | None = None
+        self._run_generator: Coroutine[Any, Any, None] | None = None  # a paused run (see _loop)
         self._running = False
         self._run_started_at: float | None = None
         # Async iterators and run generators that were dropped; closed (awaited) at the next chance.
@@ -517,15 +518,12 @@ class Engine:
             raise RuntimeError("run() was called while this engine is already running")
         self._prepare_run(data, max_epochs, epoch_length, max_iters)
         if self._run_generator is None:
-            from ignite_async.engine._loop import run_as_generator
-
-            self._run_generator = run_as_generator(self)
+            self._run_generator = run_body(self)
         self._running = True
         try:
             await self._close_abandoned()
-            await self._run_generator.__anext__()
-        except StopAsyncIteration:
-            self._run_generator = None
+            if await drive(self._run_generator):
+                self._run_generator = None
         except BaseException:
             self._run_generator = None
             raise
@@ -619,7 +617,11 @@ class Engine:
 
     def _abandon(self, obj: Any) -> None:
         # Async generators must be closed by awaiting aclose() (trio insists); sync ones close when collected.
-        if obj is not None and hasattr(obj, "aclose"):
+        if obj is None:
+            return
+        if isinstance(obj, Coroutine):
+            obj.close()  # a paused run that will not be resumed
+        elif hasattr(obj, "aclose"):
             self._abandoned.append(obj)
 
     async def _close_abandoned(self) -> None:

@@ -478,3 +478,26 @@ async def test_cancellation_stops_the_run_without_exception_raised() -> None:
     assert scope.cancelled_caught
     assert fired == []
     assert engine.state.iteration == 4  # stopped at the next await point, in iteration 4's step
+
+
+def test_interrupted_run_resumes_in_a_new_event_loop_even_of_another_backend() -> None:
+    # Scripts call asyncio.run(engine.run(...)) once per call; a paused run must survive its loop's shutdown.
+    import asyncio
+
+    import trio
+
+    seen: list[int] = []
+
+    def step(engine: Engine, batch: int) -> None:
+        seen.append(batch)
+        if engine.state.iteration in (2, 5):
+            engine.interrupt()
+
+    engine = Engine(step)
+    trace: list[tuple[str, int, int]] = []
+    record_events(engine, trace, [Events.INTERRUPT, Events.STARTED, Events.COMPLETED])
+    assert asyncio.run(engine.run([0, 1, 2], max_epochs=3)).iteration == 2
+    assert trio.run(engine.run).iteration == 5
+    assert asyncio.run(engine.run()).iteration == 9
+    assert seen == [0, 1, 2] * 3
+    assert trace == [("STARTED", 0, 0), ("INTERRUPT", 1, 2), ("INTERRUPT", 2, 5), ("COMPLETED", 3, 9)]
