@@ -10,14 +10,19 @@
 from __future__ import annotations
 
 from ignite_async.engine import (
+    BackgroundHandler,
+    BackgroundStatistics,
     CallableEventWithFilter,
     Engine,
+    EngineStatistics,
     EventEnum,
     EventFilter,
     Events,
     EventsList,
     RemovableEventHandle,
     State,
+    TaskHandle,
+    background,
     throttle_filter,
     timeout_filter,
 )
@@ -25,15 +30,20 @@ from ignite_async.engine import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "BackgroundHandler",
+    "BackgroundStatistics",
     "CallableEventWithFilter",
     "Engine",
+    "EngineStatistics",
     "EventEnum",
     "EventFilter",
     "Events",
     "EventsList",
     "RemovableEventHandle",
     "State",
+    "TaskHandle",
     "__version__",
+    "background",
     "throttle_filter",
     "timeout_filter",
 ]

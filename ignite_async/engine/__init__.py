@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ignite_async.engine.engine import Engine
+from ignite_async.engine.background import BackgroundHandler, BackgroundStatistics, background
+from ignite_async.engine.engine import Engine, EngineStatistics, TaskHandle
 from ignite_async.engine.events import (
     CallableEventWithFilter,
     EventEnum,
@@ -14,14 +15,19 @@ from ignite_async.engine.filters import EventFilter, throttle_filter, timeout_fi
 from ignite_async.engine.state import State
 
 __all__ = [
+    "BackgroundHandler",
+    "BackgroundStatistics",
     "CallableEventWithFilter",
     "Engine",
+    "EngineStatistics",
     "EventEnum",
     "EventFilter",
     "Events",
     "EventsList",
     "RemovableEventHandle",
     "State",
+    "TaskHandle",
+    "background",
     "throttle_filter",
     "timeout_filter",
 ]

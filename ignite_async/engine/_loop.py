@@ -25,6 +25,7 @@ from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 
 from ignite_async.engine.events import Events
 
@@ -76,8 +77,21 @@ def drive(body: Coroutine[Any, Any, None]) -> Generator[Any, Any, bool]:
             error = exc
 
 
+# With nothing running beside it, the loop still yields this often, so that a cancellation from outside
+# or terminate() from another task is seen within a few ms even when every step and handler is sync.
+YIELD_INTERVAL = 0.005
+
+
 class _Terminate(Exception):
     pass
+
+
+class _BackgroundFailed(BaseException):
+    """Carries a background task's error past the per-epoch ``except Exception``: it fails the run."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 class _TerminateSingleEpoch(Exception):
@@ -86,6 +100,8 @@ class _TerminateSingleEpoch(Exception):
 
 async def _stop_point(engine: Engine) -> bool:
     """Act on a stop request: raise for terminate requests; fire INTERRUPT and return True to pause."""
+    if engine._background_error is not None:
+        raise _BackgroundFailed(engine._background_error)
     if engine._should_terminate:
         raise _Terminate
     if engine._should_terminate_single_epoch:
@@ -95,6 +111,21 @@ async def _stop_point(engine: Engine) -> bool:
         engine.should_interrupt = False
         return True
     return False
+
+
+async def _on_cancelled(engine: Engine) -> None:
+    """Cancelled from outside: give INTERRUPT handlers a shielded grace period (a last checkpoint), then
+    rewind the counters to the last completed iteration so that run() can resume from there."""
+    with anyio.move_on_after(engine.cancel_grace_period, shield=True):
+        try:
+            await engine._fire_event(Events.INTERRUPT)
+        except Exception:  # the cancellation must still propagate
+            engine.logger.exception("An INTERRUPT handler failed while the run was being cancelled")
+    state = engine.state
+    state.iteration = engine._completed_iteration
+    if state.epoch_length:
+        state.epoch = state.iteration // state.epoch_length
+    engine._init_iter = None
 
 
 async def _handle_exception(engine: Engine, exc: BaseException) -> None:
@@ -115,6 +146,8 @@ async def run_body(engine: Engine) -> None:
     state.times["COMPLETED"] = 0.0
     start_time = time.time()
     e._run_started_at = time.monotonic()
+    e._completed_iteration = state.iteration
+    next_yield = e._run_started_at + YIELD_INTERVAL
     try:
         try:
             await e._fire_event(STARTED)
@@ -194,8 +227,15 @@ async def run_body(engine: Engine) -> None:
                         e.last_event_name = ITERATION_COMPLETED
                         if h := handlers.get("ITERATION_COMPLETED"):
                             await e._call_handlers(h)
+                        e._completed_iteration = state.iteration
                         if e._stop_requested and await _stop_point(e):
                             await _pause()
+                        # Let tasks beside the loop run: every iteration while some are, else now and then.
+                        if e._tasks_active:
+                            await anyio.lowlevel.checkpoint()
+                        elif (now := time.monotonic()) >= next_yield:
+                            next_yield = now + YIELD_INTERVAL
+                            await anyio.lowlevel.checkpoint()
                         if iter_counter == state.epoch_length:
                             break
                         if state.max_iters is not None and state.iteration == state.max_iters:
@@ -230,6 +270,9 @@ async def run_body(engine: Engine) -> None:
             raise RuntimeError(
                 "terminate_epoch() cannot be called on STARTED or EPOCH_STARTED: there is no epoch to end yet"
             ) from None
+        await e._drain()  # nothing started so far is lost, nor its failure ignored
+        if e._background_error is not None:
+            raise _BackgroundFailed(e._background_error)
         time_taken = time.time() - start_time
         state.times["COMPLETED"] = time_taken
         if e._should_terminate != "skip_completed":
@@ -243,7 +286,13 @@ async def run_body(engine: Engine) -> None:
     except BaseException as exc:
         await e._release_dataloader_iter()
         if isinstance(exc, anyio.get_cancelled_exc_class()):
+            await _on_cancelled(e)
             raise
+        if isinstance(exc, _BackgroundFailed):
+            # Fails the run whatever EXCEPTION_RAISED handlers do: they are told, then it is re-raised.
+            if e._event_handlers.get("EXCEPTION_RAISED"):
+                await e._fire_event(Events.EXCEPTION_RAISED, exc.error)
+            raise exc.error from None
         e.logger.error("Engine run is terminating due to exception: %s", exc)
         await _handle_exception(e, exc)
     await e._release_dataloader_iter()

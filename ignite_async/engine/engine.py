@@ -6,9 +6,11 @@ import logging
 import numbers
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+from anyio.abc import TaskGroup
 
 from ignite_async.engine._handlers import (
     Entry,
@@ -18,6 +20,7 @@ from ignite_async.engine._handlers import (
     make_entry,
 )
 from ignite_async.engine._loop import drive, run_body
+from ignite_async.engine.background import BackgroundHandler, BackgroundStatistics
 from ignite_async.engine.events import (
     CallableEventWithFilter,
     EventEnum,
@@ -27,7 +30,7 @@ from ignite_async.engine.events import (
 )
 from ignite_async.engine.state import DEFAULT_EVENT_TO_ATTR, State
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "EngineStatistics", "TaskHandle"]
 
 ProcessFunction = Callable[["Engine", Any], Any] | Callable[["Engine", Any], Awaitable[Any]]
 
@@ -50,11 +53,92 @@ def _check_count(name: str, value: object) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value}")
 
 
+def _is_handler(entry: Entry, handler: Any) -> bool:
+    registered = entry[6].handler
+    return bool(registered == handler) or (isinstance(registered, BackgroundHandler) and registered.handler == handler)
+
+
 def _data_length(data: object) -> int | None:
     try:
         return len(data) if hasattr(data, "__len__") else None
     except TypeError:  # e.g. a DataLoader over an IterableDataset
         return None
+
+
+@dataclass
+class EngineStatistics:
+    """What :meth:`Engine.statistics` reports: tasks running now, and counters per background handler."""
+
+    tasks_running: int
+    background: dict[str, BackgroundStatistics] = field(default_factory=dict)
+
+
+class TaskHandle:
+    """A task started by :meth:`Engine.spawn`: wait for it, cancel it, read its outcome."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.result: Any = None
+        self.exception: BaseException | None = None
+        self.cancelled = False
+        self._done = anyio.Event()
+        self._scope: anyio.CancelScope | None = None
+        self._cancel_requested = False
+
+    @property
+    def done(self) -> bool:
+        """Whether the task has finished (returned, failed or been cancelled)."""
+        return self._done.is_set()
+
+    def cancel(self) -> None:
+        """Cancel the task; it counts as finished, not failed."""
+        self._cancel_requested = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def wait(self) -> None:
+        """Wait until the task has finished."""
+        await self._done.wait()
+
+    async def _run(self, async_fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                if self._cancel_requested:
+                    scope.cancel()
+                try:
+                    self.result = await async_fn(*args)
+                except BaseException as exc:
+                    self.exception = exc
+                    raise
+            self.cancelled = scope.cancelled_caught
+        finally:
+            self._done.set()
+
+    def __repr__(self) -> str:
+        state = (
+            "running" if not self.done else "cancelled" if self.cancelled else "failed" if self.exception else "done"
+        )
+        return f"<TaskHandle {self.name} {state}>"
+
+
+class _EngineView:
+    """What a background handler gets as its ``engine``: the real engine, with the state of the firing."""
+
+    __slots__ = ("_engine", "state")
+
+    def __init__(self, engine: Engine, state: State) -> None:
+        object.__setattr__(self, "_engine", engine)
+        object.__setattr__(self, "state", state)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._engine, name, value)
+
+    def __repr__(self) -> str:
+        return f"<view of {self._engine!r} at iteration {self.state.iteration}>"
 
 
 class Engine:
@@ -109,6 +193,16 @@ class Engine:
         self._run_started_at: float | None = None
         # Async iterators and run generators that were dropped; closed (awaited) at the next chance.
         self._abandoned: list[Any] = []
+
+        # Concurrency (see background.py): the run's task group, tasks in it, the first failure among them.
+        self._task_group: TaskGroup | None = None
+        self._tasks_active = 0
+        self._tasks_idle: anyio.Event | None = None
+        self._background_error: BaseException | None = None
+        self._background_handlers: list[BackgroundHandler] = []
+        self._completed_iteration = 0
+        #: Seconds that INTERRUPT handlers get, shielded, when the run is cancelled from outside.
+        self.cancel_grace_period = 10.0
 
         self.register_events(*Events)
 
@@ -209,6 +303,10 @@ class Engine:
             filter_attr=filter_attr,
             event_name=key,
         )
+        if isinstance(handler, BackgroundHandler):
+            entry = (handler.bind(self, entry[6].passes_engine), entry[1], entry[2], True, *entry[4:])
+            if handler not in self._background_handlers:
+                self._background_handlers.append(handler)
         # Appending in place (removal rebinds the list) gives pytorch-ignite's behaviour for handlers
         # added or removed while the same event is being fired.
         self._event_handlers.setdefault(key, []).append(entry)
@@ -236,7 +334,7 @@ class Engine:
             lists: Iterable[list[Entry]] = self._event_handlers.values()
         else:
             lists = [self._event_handlers.get(_event_key(event_name), [])]
-        return any(entry[6].handler == handler for entries in lists for entry in entries)
+        return any(_is_handler(entry, handler) for entries in lists for entry in entries)
 
     def remove_event_handler(self, handler: Callable[..., Any], event_name: Any) -> None:
         """Detach ``handler`` from ``event_name``.
@@ -247,7 +345,7 @@ class Engine:
         entries = self._event_handlers.get(key)
         if entries is None:
             raise ValueError(f"no handler is attached to {event_name!r}")
-        kept = [entry for entry in entries if entry[6].handler != handler]
+        kept = [entry for entry in entries if not _is_handler(entry, handler)]
         if len(kept) == len(entries):
             raise ValueError(f"handler {describe(handler)} is not attached to {event_name!r}")
         self._event_handlers[key] = kept
@@ -344,7 +442,10 @@ class Engine:
 
     def _update_stop_requested(self) -> None:
         self._stop_requested = bool(
-            self._should_terminate or self._should_terminate_single_epoch or self._should_interrupt
+            self._should_terminate
+            or self._should_terminate_single_epoch
+            or self._should_interrupt
+            or self._background_error is not None
         )
 
     def terminate(self, skip_completed: bool = False) -> None:
@@ -520,16 +621,113 @@ class Engine:
         if self._run_generator is None:
             self._run_generator = run_body(self)
         self._running = True
+        self._background_error = None
+        error: BaseException | None = None
         try:
-            await self._close_abandoned()
-            if await drive(self._run_generator):
-                self._run_generator = None
-        except BaseException:
-            self._run_generator = None
-            raise
+            async with anyio.create_task_group() as task_group:
+                self._task_group = task_group
+                try:
+                    await self._close_abandoned()
+                    if await drive(self._run_generator):
+                        self._run_generator = None
+                except BaseException as exc:
+                    self._run_generator = None
+                    if isinstance(exc, anyio.get_cancelled_exc_class()):
+                        raise  # the task group cancels and awaits our tasks, then propagates it
+                    # Raised outside the task group, so that it is not wrapped in an ExceptionGroup.
+                    error = exc
+                    task_group.cancel_scope.cancel()
         finally:
+            self._task_group = None
             self._running = False
+        if error is None and self._background_error is not None:
+            # A task failed after the run paused (interrupt): the paused run cannot be trusted to resume.
+            error = self._background_error
+            self._abandon(self._run_generator)
+            self._run_generator = None
+        if error is not None:
+            raise error
         return self.state
+
+    # ------------------------------------------------------------------ concurrency
+
+    def spawn(self, async_fn: Callable[..., Awaitable[Any]], *args: Any) -> TaskHandle:
+        """Start ``async_fn(*args)`` as a task in the engine's own task group and return its handle.
+
+        The task may outlive the handler that started it; the run waits for it before ``COMPLETED``
+        (or, when started by a ``COMPLETED`` handler, before :meth:`run` returns), and its failure fails
+        the run.
+
+        :raises TypeError: if ``async_fn`` is not an async callable.
+        :raises RuntimeError: if the engine is not running.
+
+        >>> import asyncio
+        >>> from ignite_async import Engine, Events
+        >>> engine = Engine(lambda engine, batch: None)
+        >>> async def upload(epoch):
+        ...     await asyncio.sleep(0.01)
+        ...     print(f"uploaded epoch {epoch}")
+        >>> _ = engine.add_event_handler(Events.EPOCH_COMPLETED, lambda e: e.spawn(upload, e.state.epoch))
+        >>> _ = asyncio.run(engine.run([1, 2], max_epochs=2))
+        uploaded epoch 1
+        uploaded epoch 2
+        """
+        if not is_async_callable(async_fn):
+            raise TypeError(f"spawn() needs an async callable (an async def function), got {async_fn!r}")
+        handle = TaskHandle(describe(async_fn))
+        self._start_task(handle._run, async_fn, args)
+        return handle
+
+    def statistics(self) -> EngineStatistics:
+        """Tasks running now and, per background handler, fired/started/completed/failed/skipped/coalesced
+        counts and time spent."""
+        stats = EngineStatistics(tasks_running=self._tasks_active)
+        for handler in self._background_handlers:
+            name, n = handler.stats.name, 2
+            while name in stats.background:
+                name, n = f"{handler.stats.name}#{n}", n + 1
+            stats.background[name] = handler.stats
+        return stats
+
+    def _start_task(self, async_fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        if self._task_group is None:
+            raise RuntimeError(
+                "this engine is not running: tasks can only be started while run() is in progress "
+                "(from a handler or the process function)"
+            )
+        self._tasks_active += 1
+        self._task_group.start_soon(self._tracked, async_fn, args)
+
+    async def _tracked(self, async_fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+        try:
+            await async_fn(*args)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except BaseException as exc:
+            if self._background_error is None:
+                self.logger.error("A background task failed, failing the run: %r", exc)
+                self._background_error = exc
+                self._update_stop_requested()
+        finally:
+            self._tasks_active -= 1
+            if self._tasks_active == 0 and self._tasks_idle is not None:
+                self._tasks_idle.set()
+                self._tasks_idle = None
+
+    async def _drain(self) -> None:
+        """Wait until every task started so far has finished."""
+        while self._tasks_active:
+            if self._tasks_idle is None:
+                self._tasks_idle = anyio.Event()
+            await self._tasks_idle.wait()
+
+    def _snapshot_view(self) -> Any:
+        # Shallow: counters, output, batch and user fields as they are now; metrics and times copied.
+        snapshot = State.__new__(State)
+        snapshot.__dict__.update(self.state.__dict__)
+        snapshot.metrics = dict(self.state.metrics)
+        snapshot.times = dict(self.state.times)
+        return _EngineView(self, snapshot)
 
     def _prepare_run(self, data: Any, max_epochs: int | None, epoch_length: int | None, max_iters: int | None) -> None:
         """Validate run()'s arguments and set the state up for a new or a resumed run (pytorch-ignite's rules)."""

@@ -477,7 +477,8 @@ async def test_cancellation_stops_the_run_without_exception_raised() -> None:
         await engine.run(range(10))
     assert scope.cancelled_caught
     assert fired == []
-    assert engine.state.iteration == 4  # stopped at the next await point, in iteration 4's step
+    # Stopped at the next await point, in iteration 4's step; the state rewinds to the last completed one.
+    assert engine.state.iteration == 3
 
 
 def test_interrupted_run_resumes_in_a_new_event_loop_even_of_another_backend() -> None:
