@@ -20,6 +20,7 @@ from ignite_async.engine._handlers import (
     make_entry,
 )
 from ignite_async.engine._loop import drive, run_body
+from ignite_async.engine._prefetch import Prefetcher
 from ignite_async.engine.background import BackgroundHandler, BackgroundStatistics
 from ignite_async.engine.events import (
     CallableEventWithFilter,
@@ -187,6 +188,7 @@ class Engine:
 
         self._dataloader_iter: Any = None
         self._dataloader_is_async = False
+        self._prefetch = 0
         self._init_iter: int | None = None
         self._run_generator: Coroutine[Any, Any, None] | None = None  # a paused run (see _loop)
         self._running = False
@@ -585,6 +587,8 @@ class Engine:
         max_epochs: int | None = None,
         epoch_length: int | None = None,
         max_iters: int | None = None,
+        *,
+        prefetch: int = 0,
     ) -> State:
         """Run the process function over ``data`` until ``max_epochs`` or ``max_iters``; return the state.
 
@@ -599,6 +603,9 @@ class Engine:
             without a length. Shorter than the data: the next epoch continues the same iterator. Longer:
             the data restarts, firing ``DATALOADER_STOP_ITERATION``.
         :param max_iters: iterations to run to; excludes ``max_epochs``.
+        :param prefetch: read up to this many batches ahead, concurrently with the step (a sync iterable
+            in a worker thread, an async one in a task). Events, counters and batches stay exactly as
+            without it; a loader error surfaces at the iteration that would have consumed it.
         :raises TypeError: for data that is not iterable, or counts that are not integers.
         :raises ValueError: for counts < 1, empty data, data without length and no ``epoch_length``,
             or ``max_epochs`` together with ``max_iters``.
@@ -617,7 +624,12 @@ class Engine:
         """
         if self._running:
             raise RuntimeError("run() was called while this engine is already running")
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int):
+            raise TypeError(f"prefetch must be an integer >= 0, got {prefetch!r}")
+        if prefetch < 0:
+            raise ValueError(f"prefetch must be an integer >= 0, got {prefetch}")
         self._prepare_run(data, max_epochs, epoch_length, max_iters)
+        self._prefetch = prefetch
         if self._run_generator is None:
             self._run_generator = run_body(self)
         self._running = True
@@ -630,6 +642,8 @@ class Engine:
                     await self._close_abandoned()
                     if await drive(self._run_generator):
                         self._run_generator = None
+                    elif isinstance(self._dataloader_iter, Prefetcher):
+                        self._dataloader_iter.pause()  # paused: read-ahead stops with this task group
                 except BaseException as exc:
                     self._run_generator = None
                     if isinstance(exc, anyio.get_cancelled_exc_class()):
@@ -840,12 +854,13 @@ class Engine:
             assert self.state.epoch_length is not None
             self._dataloader_iter = iter([None] * self.state.epoch_length)
             self._dataloader_is_async = False
-        elif hasattr(data, "__aiter__"):
-            self._dataloader_iter = data.__aiter__()
-            self._dataloader_is_async = True
         else:
-            self._dataloader_iter = iter(data)
-            self._dataloader_is_async = False
+            is_async = hasattr(data, "__aiter__")
+            iterator = data.__aiter__() if is_async else iter(data)
+            if self._prefetch:
+                iterator, is_async = Prefetcher(self, iterator, is_async, self._prefetch), True
+            self._dataloader_iter = iterator
+            self._dataloader_is_async = is_async
 
     def _setup_engine(self) -> None:
         self._setup_dataloader_iter()
