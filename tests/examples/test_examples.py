@@ -28,3 +28,16 @@ async def test_quickstart_learns_the_target(capsys: pytest.CaptureFixture[str]) 
     # Evaluated before training (STARTED) and at epochs 5 and 10; the network must have learned something.
     assert out.count("val mse") == 3
     assert mse < 0.05
+
+
+@pytest.mark.anyio
+async def test_concurrent_evaluation_equals_blocking_evaluation_of_the_same_weights() -> None:
+    example = load("concurrent_eval")
+    results = await example.main(epochs=6)
+    assert sorted(results) == [1, 2, 3, 4, 5, 6]
+    val_loader = example.make_loader(1024, seed=1, shuffle=False)
+    for record in results.values():
+        assert record["mse"] == pytest.approx(example.blocking_mse(record["weights"], val_loader), rel=1e-6)
+    # The snapshots really differ, and the first evaluation ended while the trainer was still training.
+    assert results[1]["mse"] != results[6]["mse"]
+    assert results[1]["started_at_iteration"] < results[1]["finished_at_iteration"] < 6 * 32
