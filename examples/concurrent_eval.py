@@ -71,9 +71,11 @@ async def evaluate(weights: Weights, loader: DataLoader[tuple[torch.Tensor, ...]
         engine.state.count += count
 
     evaluator = Engine(eval_step)
-    evaluator.add_event_handler(
-        Events.STARTED, lambda e: setattr(e.state, "total", 0.0) or setattr(e.state, "count", 0)
-    )
+
+    @evaluator.on(Events.STARTED)
+    def reset(engine: Engine) -> None:
+        engine.state.total, engine.state.count = 0.0, 0
+
     state = await evaluator.run(loader)
     return float(state.total / state.count)
 
