@@ -20,7 +20,7 @@ from ignite_async.engine._handlers import (
     make_entry,
 )
 from ignite_async.engine._loop import drive, run_body
-from ignite_async.engine._prefetch import Prefetcher
+from ignite_async.engine._prefetch import Prefetcher, ThreadPrefetcher, make_prefetcher
 from ignite_async.engine.background import BackgroundHandler, BackgroundStatistics
 from ignite_async.engine.events import (
     CallableEventWithFilter,
@@ -642,7 +642,7 @@ class Engine:
                     await self._close_abandoned()
                     if await drive(self._run_generator):
                         self._run_generator = None
-                    elif isinstance(self._dataloader_iter, Prefetcher):
+                    elif isinstance(self._dataloader_iter, (Prefetcher, ThreadPrefetcher)):
                         self._dataloader_iter.pause()  # paused: read-ahead stops with this task group
                 except BaseException as exc:
                     self._run_generator = None
@@ -858,7 +858,7 @@ class Engine:
             is_async = hasattr(data, "__aiter__")
             iterator = data.__aiter__() if is_async else iter(data)
             if self._prefetch:
-                iterator, is_async = Prefetcher(self, iterator, is_async, self._prefetch), True
+                iterator, is_async = make_prefetcher(self, iterator, is_async, self._prefetch), True
             self._dataloader_iter = iterator
             self._dataloader_is_async = is_async
 
