@@ -362,3 +362,34 @@ async def test_loop_stays_responsive_with_a_sync_step_and_sees_terminate_from_an
     assert ticks >= 20
     assert engine.state.iteration < 100_000
     assert [name for name, _, _ in trace] == ["TERMINATE", "COMPLETED"]
+
+
+async def test_interrupt_from_another_task_pauses_and_run_resumes() -> None:
+    engine = Engine(lambda e, b: time.sleep(0.0005))
+    trace: list[tuple[str, int, int]] = []
+    record_events(engine, trace, [Events.INTERRUPT, Events.COMPLETED])
+
+    async def interrupter() -> None:
+        while engine.state.iteration < 10:
+            await anyio.lowlevel.checkpoint()
+        engine.interrupt()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(interrupter)
+        state = await engine.run(range(1000))
+    assert 10 <= state.iteration < 1000
+    assert [name for name, _, _ in trace] == ["INTERRUPT"]
+    state = await engine.run()
+    assert state.iteration == 1000
+    assert [name for name, _, _ in trace] == ["INTERRUPT", "COMPLETED"]
+
+
+async def test_cancellation_with_a_sync_step_takes_effect_within_a_few_steps() -> None:
+    engine = Engine(lambda e, b: time.sleep(0.002))  # a 2 ms step that never awaits
+    started = time.perf_counter()
+    with anyio.move_on_after(0.05):
+        await engine.run(range(100_000))
+    elapsed = time.perf_counter() - started
+    assert 0 < engine.state.iteration < 100_000
+    # 50 ms plus a few steps and the yield interval; a generous bound for a loaded machine.
+    assert elapsed < 1.0
