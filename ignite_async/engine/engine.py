@@ -756,12 +756,14 @@ class Engine:
         if max_epochs is not None and max_iters is not None:
             raise ValueError("max_epochs and max_iters are mutually exclusive: give one of them")
         state = self.state
-        if max_iters is not None and state.max_epochs is not None and not self._is_done(state):
+        # A paused run, or a state with iterations left, is resumed; anything else starts a new run.
+        resuming = self._run_generator is not None or not self._is_done(state)
+        if max_iters is not None and state.max_epochs is not None and resuming:
             raise ValueError(
                 "this engine is resuming a run bounded by max_epochs; set engine.state.max_epochs = None "
                 "to start again with max_iters"
             )
-        if max_epochs is not None and state.max_iters is not None and not self._is_done(state):
+        if max_epochs is not None and state.max_iters is not None and resuming:
             raise ValueError(
                 "this engine is resuming a run bounded by max_iters; set engine.state.max_iters = None "
                 "to start again with max_epochs"
