@@ -3,12 +3,18 @@
 A prefetcher stands in for the data iterator: the loop awaits ``__anext__`` as it would on an async
 iterator, and sees the same batches, the same end of data and the same loader errors at the same
 iterations as without prefetching. Behind it a producer keeps up to ``N`` *outcomes* (a batch, an error,
-or the end) in order. A fetch is never cancelled half-way (that would lose a batch).
+or the end) in order. Nothing read ahead is ever dropped while it could still be consumed:
 
-- A sync iterator gets a thread of its own feeding a bounded queue. (``anyio.to_thread`` is not used
-  here: handing a job to a worker takes a few event-loop cycles, which a sync step, blocking the loop,
-  does not give, so fetch and step would not overlap.) The consumer awaits only when the queue is empty.
-- An async iterator gets a producer task in the engine's task group.
+- a fetch is never cancelled half-way;
+- :meth:`suspend` stops the producer and keeps what it read, and the next fetch restarts it;
+- a *one-shot* iterator (``iter(it) is it``, e.g. a generator) is one stream whatever the engine does:
+  when the engine would rebuild the iterator (``terminate_epoch``, a restart, a new ``run()`` over the same
+  generator) it gets the same object back, so it keeps the prefetcher, buffer included
+  (see ``Engine._setup_dataloader_iter``).
+
+A sync iterator gets a thread of its own feeding a bounded queue. ``anyio.to_thread`` is not used: handing
+a job to a worker takes a few event-loop cycles, which a sync step (blocking the loop) does not give, so
+fetch and step would not overlap. An async iterator gets a producer task in the engine's task group.
 """
 
 from __future__ import annotations
@@ -24,25 +30,37 @@ import anyio.to_thread
 if TYPE_CHECKING:
     from ignite_async.engine.engine import Engine
 
-__all__ = ["Prefetcher", "ThreadPrefetcher", "make_prefetcher"]
+__all__ = ["AsyncPrefetcher", "ThreadPrefetcher", "make_prefetcher"]
 
 _ITEM, _ERROR, _END = 0, 1, 2
+Outcome = tuple[int, Any]
 
 
-def make_prefetcher(engine: Engine, iterator: Any, is_async: bool, size: int) -> Prefetcher | ThreadPrefetcher:
-    return Prefetcher(engine, iterator, size) if is_async else ThreadPrefetcher(iterator, size)
+def _unpack(outcome: Outcome) -> Any:
+    kind, value = outcome
+    if kind == _ITEM:
+        return value
+    if kind == _ERROR:
+        raise value
+    raise StopAsyncIteration
+
+
+def make_prefetcher(engine: Engine, iterator: Any, is_async: bool, size: int) -> AsyncPrefetcher | ThreadPrefetcher:
+    return AsyncPrefetcher(engine, iterator, size) if is_async else ThreadPrefetcher(iterator, size)
 
 
 class ThreadPrefetcher:
-    """Reads a sync iterator ahead in a dedicated thread."""
+    """Reads a sync iterator ahead in a thread of its own."""
 
     def __init__(self, iterator: Any, size: int) -> None:
-        self._iterator = iterator
-        self._queue: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=size)
-        self._held: collections.deque[tuple[int, Any]] = collections.deque()  # taken, not yet consumed
+        self.iterator = iterator
+        self.one_shot = iter(iterator) is iterator
+        self._queue: queue.Queue[Outcome] = queue.Queue(maxsize=size)
+        # Outcomes taken off the queue, or left by a stopped thread, that come before anything queued later.
+        self._held: collections.deque[Outcome] = collections.deque()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._end: tuple[int, Any] | None = None
+        self._end: Outcome | None = None
 
     def __aiter__(self) -> ThreadPrefetcher:
         return self
@@ -57,24 +75,32 @@ class ThreadPrefetcher:
             except queue.Empty:
                 # Not cancellable half-way: the outcome lands in _held even if we are cancelled meanwhile.
                 await anyio.to_thread.run_sync(self._wait_for_outcome)
-        kind, value = self._end or self._held.popleft()
-        if kind == _ITEM:
-            return value
-        if kind == _ERROR:
-            raise value
-        self._end = (kind, value)  # the end stays the end
-        raise StopAsyncIteration
+        outcome = self._end or self._held.popleft()
+        if outcome[0] == _END:
+            self._end = outcome  # the end stays the end
+        return _unpack(outcome)
 
-    def pause(self) -> None:
-        """Nothing to do: the thread stops by itself once the queue is full."""
+    async def suspend(self) -> None:
+        """Stop the thread and wait for it; everything it read stays, in order."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stop.set()
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(thread.join)
+        self._thread = None
+        self._stop = threading.Event()
+        # __anext__ consumes what it takes at once, so _held can only hold the outcome the thread had in
+        # hand when it stopped; what it queued before comes first.
+        in_hand = list(self._held)
+        self._held.clear()
+        while not self._queue.empty():
+            self._held.append(self._queue.get_nowait())
+        self._held.extend(in_hand)
 
     async def aclose(self) -> None:
-        """Stop the thread and wait for it (it may be finishing one fetch)."""
-        self._stop.set()
-        thread = self._thread
-        if thread is not None:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(thread.join)
+        await self.suspend()
+        self._held.clear()
 
     def _wait_for_outcome(self) -> None:
         self._held.append(self._queue.get())
@@ -82,40 +108,42 @@ class ThreadPrefetcher:
     def _produce(self) -> None:
         while not self._stop.is_set():
             try:
-                outcome: tuple[int, Any] = (_ITEM, next(self._iterator))
+                outcome: Outcome = (_ITEM, next(self.iterator))
             except StopIteration:
                 outcome = (_END, None)
             except BaseException as exc:  # handed to the consumer, which raises it
                 outcome = (_ERROR, exc)
-            while not self._stop.is_set():
+            while True:
                 try:
-                    self._queue.put(outcome, timeout=0.1)
+                    self._queue.put(outcome, timeout=0.05)
                     break
                 except queue.Full:
-                    continue
+                    if self._stop.is_set():
+                        self._held.append(outcome)  # suspend() joins the thread before reading _held
+                        return
             if outcome[0] == _END:
                 return
 
 
-class Prefetcher:
-    """Reads an async iterator ahead in a producer task."""
+class AsyncPrefetcher:
+    """Reads an async iterator ahead in a producer task of the engine's task group."""
 
     def __init__(self, engine: Engine, iterator: Any, size: int) -> None:
         self._engine = engine  # its task group hosts the producer, for whichever run() is in progress
-        self._iterator = iterator
+        self.iterator = iterator
+        self.one_shot = iterator.__aiter__() is iterator
         self._size = size
-        self._buffer: collections.deque[tuple[int, Any]] = collections.deque()
+        self._buffer: collections.deque[Outcome] = collections.deque()
         self._ended = False  # the producer has queued the end of the data
         self._scope: anyio.CancelScope | None = None
         self._producer_done: anyio.Event | None = None
         self._ready: anyio.Event | None = None  # set when the buffer gains an outcome
         self._space: anyio.Event | None = None  # set when the buffer loses one
 
-    def __aiter__(self) -> Prefetcher:
+    def __aiter__(self) -> AsyncPrefetcher:
         return self
 
     async def __anext__(self) -> Any:
-        """The next batch; raises the loader's error, or ``StopAsyncIteration`` at the end."""
         while not self._buffer:
             if self._producer_done is None:
                 task_group = self._engine._task_group
@@ -124,29 +152,26 @@ class Prefetcher:
                 task_group.start_soon(self._produce)
             self._ready = anyio.Event()
             await self._ready.wait()
-        kind, value = self._buffer.popleft()
+        outcome = self._buffer[0] if self._buffer[0][0] == _END else self._buffer.popleft()
         if self._space is not None:
             self._space.set()
-        if kind == _ITEM:
-            return value
-        if kind == _ERROR:
-            raise value
-        self._buffer.appendleft((kind, value))  # the end stays the end
-        raise StopAsyncIteration
+        return _unpack(outcome)
 
-    def pause(self) -> None:
-        """Stop reading ahead (the run paused); what was read stays, and the next fetch restarts it."""
+    async def suspend(self) -> None:
+        """Stop the producer and wait for it (it finishes the fetch in flight); what it read stays."""
+        done = self._producer_done
+        if done is None:
+            return
         if self._scope is not None:
             self._scope.cancel()
+        with anyio.CancelScope(shield=True):
+            await done.wait()
 
     async def aclose(self) -> None:
-        """Stop the producer, wait for it, and close the underlying async iterator."""
-        self.pause()
-        if self._producer_done is not None:
-            await self._producer_done.wait()
+        await self.suspend()
         self._buffer.clear()
-        if hasattr(self._iterator, "aclose"):
-            await self._iterator.aclose()
+        if hasattr(self.iterator, "aclose"):
+            await self.iterator.aclose()
 
     async def _produce(self) -> None:
         done = self._producer_done
@@ -168,9 +193,9 @@ class Prefetcher:
             self._producer_done = None
             done.set()
 
-    async def _fetch(self) -> tuple[int, Any]:
+    async def _fetch(self) -> Outcome:
         try:
-            return _ITEM, await self._iterator.__anext__()
+            return _ITEM, await self.iterator.__anext__()
         except StopAsyncIteration:
             return _END, None
         except Exception as exc:

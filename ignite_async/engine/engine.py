@@ -20,7 +20,7 @@ from ignite_async.engine._handlers import (
     make_entry,
 )
 from ignite_async.engine._loop import drive, run_body
-from ignite_async.engine._prefetch import Prefetcher, ThreadPrefetcher, make_prefetcher
+from ignite_async.engine._prefetch import AsyncPrefetcher, ThreadPrefetcher, make_prefetcher
 from ignite_async.engine.background import BackgroundHandler, BackgroundStatistics
 from ignite_async.engine.events import (
     CallableEventWithFilter,
@@ -52,6 +52,9 @@ def _check_count(name: str, value: object) -> None:
         raise TypeError(f"{name} must be a positive integer, got {value!r} of type {type(value).__name__}")
     if value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value}")
+
+
+_PREFETCHERS = (AsyncPrefetcher, ThreadPrefetcher)
 
 
 def _is_handler(entry: Entry, handler: Any) -> bool:
@@ -189,6 +192,8 @@ class Engine:
         self._dataloader_iter: Any = None
         self._dataloader_is_async = False
         self._prefetch = 0
+        # A prefetcher over a one-shot iterator (a generator) kept between runs with what it read ahead.
+        self._parked_prefetcher: AsyncPrefetcher | ThreadPrefetcher | None = None
         self._init_iter: int | None = None
         self._run_generator: Coroutine[Any, Any, None] | None = None  # a paused run (see _loop)
         self._running = False
@@ -642,8 +647,8 @@ class Engine:
                     await self._close_abandoned()
                     if await drive(self._run_generator):
                         self._run_generator = None
-                    elif isinstance(self._dataloader_iter, (Prefetcher, ThreadPrefetcher)):
-                        self._dataloader_iter.pause()  # paused: read-ahead stops with this task group
+                    elif isinstance(self._dataloader_iter, _PREFETCHERS):
+                        await self._dataloader_iter.suspend()  # paused: no reading ahead until resumed
                 except BaseException as exc:
                     self._run_generator = None
                     if isinstance(exc, anyio.get_cancelled_exc_class()):
@@ -845,24 +850,38 @@ class Engine:
                 await obj.aclose()
 
     async def _release_dataloader_iter(self) -> None:
-        self._abandon(self._dataloader_iter)
-        self._dataloader_iter = None
+        iterator, self._dataloader_iter = self._dataloader_iter, None
+        if isinstance(iterator, _PREFETCHERS) and iterator.one_shot:
+            # A later run over the same generator continues it, so what was read ahead must survive.
+            await iterator.suspend()
+            if self._parked_prefetcher is not iterator:
+                self._abandon(self._parked_prefetcher)
+            self._parked_prefetcher = iterator
+        else:
+            self._abandon(iterator)
         await self._close_abandoned()
 
     def _setup_dataloader_iter(self) -> None:
-        self._abandon(self._dataloader_iter)
+        old, parked = self._dataloader_iter, self._parked_prefetcher
+        self._parked_prefetcher = None
         data = self.state.dataloader
+        iterator: Any
         if data is None:
             assert self.state.epoch_length is not None
-            self._dataloader_iter = iter([None] * self.state.epoch_length)
-            self._dataloader_is_async = False
+            iterator, is_async = iter([None] * self.state.epoch_length), False
         else:
             is_async = hasattr(data, "__aiter__")
             iterator = data.__aiter__() if is_async else iter(data)
             if self._prefetch:
-                iterator, is_async = make_prefetcher(self, iterator, is_async, self._prefetch), True
-            self._dataloader_iter = iterator
-            self._dataloader_is_async = is_async
+                # A one-shot iterator comes back as itself: keep its prefetcher and what it read ahead.
+                same = [p for p in (old, parked) if isinstance(p, _PREFETCHERS) and p.iterator is iterator]
+                iterator = same[0] if same else make_prefetcher(self, iterator, is_async, self._prefetch)
+                is_async = True
+        for previous in (old, parked):
+            if previous is not iterator:
+                self._abandon(previous)
+        self._dataloader_iter = iterator
+        self._dataloader_is_async = is_async
 
     def _setup_engine(self) -> None:
         self._setup_dataloader_iter()

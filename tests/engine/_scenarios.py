@@ -127,13 +127,14 @@ class Flavour:
     library: str  # "ignite" | "ours"
     async_process: bool = False
     async_handlers: bool = False
+    prefetch: int = 0  # ours only: run(..., prefetch=N) must not change the trace
 
 
 IGNITE = Flavour("ignite")
 
 
-def ours(scenario: Scenario) -> Flavour:
-    return Flavour("ours", scenario.ours_async_process or scenario.custom_event, scenario.ours_async_handlers)
+def ours(scenario: Scenario, prefetch: int = 0) -> Flavour:
+    return Flavour("ours", scenario.ours_async_process or scenario.custom_event, scenario.ours_async_handlers, prefetch)
 
 
 # ---------------------------------------------------------------- data
@@ -376,7 +377,7 @@ class Player:
     async def run(self, engine: Any, **kwargs: Any) -> Any:
         if self.ignite:
             return engine.run(**kwargs)
-        return await engine.run(**kwargs)
+        return await engine.run(**kwargs, prefetch=self.flavour.prefetch)
 
     def run_kwargs(self, data: Any) -> dict[str, Any]:
         s = self.scenario
