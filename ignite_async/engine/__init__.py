@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from ignite_async.engine.background import BackgroundHandler, BackgroundStatistics, background
-from ignite_async.engine.engine import Engine, EngineStatistics, TaskHandle
+from ignite_async.engine.background import (
+    BackgroundHandler,
+    BackgroundStatistics,
+    EngineStatistics,
+    TaskHandle,
+    background,
+)
+from ignite_async.engine.engine import Engine
 from ignite_async.engine.events import (
     CallableEventWithFilter,
     EventEnum,

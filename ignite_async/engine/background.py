@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import anyio
@@ -21,8 +21,9 @@ from ignite_async.engine._handlers import describe, is_async_callable
 
 if TYPE_CHECKING:
     from ignite_async.engine.engine import Engine
+    from ignite_async.engine.state import State
 
-__all__ = ["BackgroundHandler", "BackgroundStatistics", "WHEN_BUSY", "background"]
+__all__ = ["WHEN_BUSY", "BackgroundHandler", "BackgroundStatistics", "EngineStatistics", "TaskHandle", "background"]
 
 WhenBusy = Literal["wait", "skip", "latest"]
 WHEN_BUSY: tuple[str, ...] = ("wait", "skip", "latest")
@@ -48,6 +49,82 @@ class BackgroundStatistics:
     running: int = 0
     pending: int = 0
     time_spent: float = 0.0
+
+
+@dataclass
+class EngineStatistics:
+    """What :meth:`Engine.statistics` reports: tasks running now, and counters per background handler."""
+
+    tasks_running: int
+    background: dict[str, BackgroundStatistics] = field(default_factory=dict)
+
+
+class TaskHandle:
+    """A task started by :meth:`Engine.spawn`: wait for it, cancel it, read its outcome."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.result: Any = None
+        self.exception: BaseException | None = None
+        self.cancelled = False
+        self._done = anyio.Event()
+        self._scope: anyio.CancelScope | None = None
+        self._cancel_requested = False
+
+    @property
+    def done(self) -> bool:
+        """Whether the task has finished (returned, failed or been cancelled)."""
+        return self._done.is_set()
+
+    def cancel(self) -> None:
+        """Cancel the task; it counts as finished, not failed."""
+        self._cancel_requested = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def wait(self) -> None:
+        """Wait until the task has finished."""
+        await self._done.wait()
+
+    async def _run(self, async_fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                if self._cancel_requested:
+                    scope.cancel()
+                try:
+                    self.result = await async_fn(*args)
+                except BaseException as exc:
+                    self.exception = exc
+                    raise
+            self.cancelled = scope.cancelled_caught
+        finally:
+            self._done.set()
+
+    def __repr__(self) -> str:
+        state = (
+            "running" if not self.done else "cancelled" if self.cancelled else "failed" if self.exception else "done"
+        )
+        return f"<TaskHandle {self.name} {state}>"
+
+
+class _EngineView:
+    """What a background handler gets as its ``engine``: the real engine, with the state of the firing."""
+
+    __slots__ = ("_engine", "state")
+
+    def __init__(self, engine: Engine, state: State) -> None:
+        object.__setattr__(self, "_engine", engine)
+        object.__setattr__(self, "state", state)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._engine, name, value)
+
+    def __repr__(self) -> str:
+        return f"<view of {self._engine!r} at iteration {self.state.iteration}>"
 
 
 class BackgroundHandler:

@@ -6,7 +6,6 @@ import logging
 import numbers
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -21,7 +20,7 @@ from ignite_async.engine._handlers import (
 )
 from ignite_async.engine._loop import drive, run_body
 from ignite_async.engine._prefetch import AsyncPrefetcher, ThreadPrefetcher, make_prefetcher
-from ignite_async.engine.background import BackgroundHandler, BackgroundStatistics
+from ignite_async.engine.background import BackgroundHandler, EngineStatistics, _EngineView, TaskHandle
 from ignite_async.engine.events import (
     CallableEventWithFilter,
     EventEnum,
@@ -31,7 +30,7 @@ from ignite_async.engine.events import (
 )
 from ignite_async.engine.state import DEFAULT_EVENT_TO_ATTR, State
 
-__all__ = ["Engine", "EngineStatistics", "TaskHandle"]
+__all__ = ["Engine"]
 
 ProcessFunction = Callable[["Engine", Any], Any] | Callable[["Engine", Any], Awaitable[Any]]
 
@@ -67,82 +66,6 @@ def _data_length(data: object) -> int | None:
         return len(data) if hasattr(data, "__len__") else None
     except TypeError:  # e.g. a DataLoader over an IterableDataset
         return None
-
-
-@dataclass
-class EngineStatistics:
-    """What :meth:`Engine.statistics` reports: tasks running now, and counters per background handler."""
-
-    tasks_running: int
-    background: dict[str, BackgroundStatistics] = field(default_factory=dict)
-
-
-class TaskHandle:
-    """A task started by :meth:`Engine.spawn`: wait for it, cancel it, read its outcome."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.result: Any = None
-        self.exception: BaseException | None = None
-        self.cancelled = False
-        self._done = anyio.Event()
-        self._scope: anyio.CancelScope | None = None
-        self._cancel_requested = False
-
-    @property
-    def done(self) -> bool:
-        """Whether the task has finished (returned, failed or been cancelled)."""
-        return self._done.is_set()
-
-    def cancel(self) -> None:
-        """Cancel the task; it counts as finished, not failed."""
-        self._cancel_requested = True
-        if self._scope is not None:
-            self._scope.cancel()
-
-    async def wait(self) -> None:
-        """Wait until the task has finished."""
-        await self._done.wait()
-
-    async def _run(self, async_fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
-        try:
-            with anyio.CancelScope() as scope:
-                self._scope = scope
-                if self._cancel_requested:
-                    scope.cancel()
-                try:
-                    self.result = await async_fn(*args)
-                except BaseException as exc:
-                    self.exception = exc
-                    raise
-            self.cancelled = scope.cancelled_caught
-        finally:
-            self._done.set()
-
-    def __repr__(self) -> str:
-        state = (
-            "running" if not self.done else "cancelled" if self.cancelled else "failed" if self.exception else "done"
-        )
-        return f"<TaskHandle {self.name} {state}>"
-
-
-class _EngineView:
-    """What a background handler gets as its ``engine``: the real engine, with the state of the firing."""
-
-    __slots__ = ("_engine", "state")
-
-    def __init__(self, engine: Engine, state: State) -> None:
-        object.__setattr__(self, "_engine", engine)
-        object.__setattr__(self, "state", state)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._engine, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._engine, name, value)
-
-    def __repr__(self) -> str:
-        return f"<view of {self._engine!r} at iteration {self.state.iteration}>"
 
 
 class Engine:
