@@ -20,7 +20,7 @@ from ignite_async.engine._handlers import (
 )
 from ignite_async.engine._loop import drive, run_body
 from ignite_async.engine._prefetch import AsyncPrefetcher, ThreadPrefetcher, make_prefetcher
-from ignite_async.engine.background import BackgroundHandler, EngineStatistics, _EngineView, TaskHandle
+from ignite_async.engine.background import BackgroundHandler, EngineStatistics, TaskHandle, _EngineView
 from ignite_async.engine.events import (
     CallableEventWithFilter,
     EventEnum,
