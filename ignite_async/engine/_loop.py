@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.lowlevel
 
+from ignite_async.engine._prefetch import first_anext
 from ignite_async.engine.events import Events
 
 if TYPE_CHECKING:
@@ -114,18 +115,22 @@ async def _stop_point(engine: Engine) -> bool:
 
 
 async def _on_cancelled(engine: Engine) -> None:
-    """Cancelled from outside: give INTERRUPT handlers a shielded grace period (a last checkpoint), then
-    rewind the counters to the last completed iteration so that run() can resume from there."""
-    with anyio.move_on_after(engine.cancel_grace_period, shield=True):
-        try:
-            await engine._fire_event(Events.INTERRUPT)
-        except Exception:  # the cancellation must still propagate
-            engine.logger.exception("An INTERRUPT handler failed while the run was being cancelled")
+    """Cancelled from outside: rewind the counters to the last completed iteration, so that run() can resume
+    from there, then give INTERRUPT handlers a shielded grace period (to save that resumable state)."""
     state = engine.state
     state.iteration = engine._completed_iteration
     if state.epoch_length:
         state.epoch = state.iteration // state.epoch_length
     engine._init_iter = None
+    engine._cancelling = True  # tasks can no longer be started: handlers must do their work inline
+    try:
+        with anyio.move_on_after(engine.cancel_grace_period, shield=True):
+            try:
+                await engine._fire_event(Events.INTERRUPT)
+            except Exception:  # the cancellation must still propagate
+                engine.logger.exception("An INTERRUPT handler failed while the run was being cancelled")
+    finally:
+        engine._cancelling = False
 
 
 async def _handle_exception(engine: Engine, exc: BaseException) -> None:
@@ -181,7 +186,11 @@ async def run_body(engine: Engine) -> None:
                                 if e._stop_requested and await _stop_point(e):
                                     await _pause()
                             if e._dataloader_is_async:
-                                state.batch = await e._dataloader_iter.__anext__()
+                                if e._dataloader_fresh:  # a new async iterator: the engine owns it
+                                    e._dataloader_fresh = False
+                                    state.batch = await first_anext(e._dataloader_iter)
+                                else:
+                                    state.batch = await e._dataloader_iter.__anext__()
                             else:
                                 state.batch = next(e._dataloader_iter)
                             state.output = None
@@ -223,7 +232,10 @@ async def run_body(engine: Engine) -> None:
                         if process_is_async:
                             state.output = await process(e, state.batch)
                         else:
-                            state.output = process(e, state.batch)
+                            output = process(e, state.batch)
+                            if output is not None and hasattr(type(output), "__await__"):
+                                output = await output  # a sync function that returned a coroutine
+                            state.output = output
                         e.last_event_name = ITERATION_COMPLETED
                         if h := handlers.get("ITERATION_COMPLETED"):
                             await e._call_handlers(h)

@@ -20,7 +20,9 @@ fetch and step would not overlap. An async iterator gets a producer task in the 
 from __future__ import annotations
 
 import collections
+import contextlib
 import queue
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -30,10 +32,26 @@ import anyio.to_thread
 if TYPE_CHECKING:
     from ignite_async.engine.engine import Engine
 
-__all__ = ["AsyncPrefetcher", "ThreadPrefetcher", "make_prefetcher"]
+__all__ = ["AsyncPrefetcher", "ThreadPrefetcher", "first_anext", "make_prefetcher"]
 
 _ITEM, _ERROR, _END = 0, 1, 2
 Outcome = tuple[int, Any]
+
+
+def first_anext(iterator: Any) -> Any:
+    """``iterator.__anext__()``, called so that the running event loop does not adopt an async generator.
+
+    The first ``__anext__`` of an async generator hands it to the loop's asyncgen hooks, and the loop
+    closes it when it ends (``asyncio.run`` and trio both do): a run paused by ``interrupt()`` and resumed
+    by a later ``asyncio.run`` would find its data closed. The engine closes every async iterator it drops
+    itself, so it takes the generator over instead.
+    """
+    hooks = sys.get_asyncgen_hooks()
+    sys.set_asyncgen_hooks(firstiter=None, finalizer=None)
+    try:
+        return iterator.__anext__()
+    finally:
+        sys.set_asyncgen_hooks(*hooks)
 
 
 def _unpack(outcome: Outcome) -> Any:
@@ -45,16 +63,23 @@ def _unpack(outcome: Outcome) -> Any:
     raise StopAsyncIteration
 
 
-def make_prefetcher(engine: Engine, iterator: Any, is_async: bool, size: int) -> AsyncPrefetcher | ThreadPrefetcher:
-    return AsyncPrefetcher(engine, iterator, size) if is_async else ThreadPrefetcher(iterator, size)
+def make_prefetcher(
+    engine: Engine, data: Any, iterator: Any, is_async: bool, size: int
+) -> AsyncPrefetcher | ThreadPrefetcher:
+    # One-shot data is its own iterator (a generator): rebuilding "its" iterator gives the same stream.
+    one_shot = iterator is data
+    if is_async:
+        return AsyncPrefetcher(engine, iterator, size, one_shot)
+    return ThreadPrefetcher(iterator, size, one_shot, engine.cancel_grace_period)
 
 
 class ThreadPrefetcher:
     """Reads a sync iterator ahead in a thread of its own."""
 
-    def __init__(self, iterator: Any, size: int) -> None:
+    def __init__(self, iterator: Any, size: int, one_shot: bool, grace: float) -> None:
         self.iterator = iterator
-        self.one_shot = iter(iterator) is iterator
+        self.one_shot = one_shot
+        self._grace = grace  # how long suspend() waits for a fetch in flight before giving the thread up
         self._queue: queue.Queue[Outcome] = queue.Queue(maxsize=size)
         # Outcomes taken off the queue, or left by a stopped thread, that come before anything queued later.
         self._held: collections.deque[Outcome] = collections.deque()
@@ -73,8 +98,10 @@ class ThreadPrefetcher:
             try:
                 self._held.append(self._queue.get_nowait())
             except queue.Empty:
-                # Not cancellable half-way: the outcome lands in _held even if we are cancelled meanwhile.
-                await anyio.to_thread.run_sync(self._wait_for_outcome)
+                # Short waits in a worker thread: each is a cancellation point, and an outcome taken lands
+                # in _held even if we are cancelled right after.
+                while not self._held and self._end is None:
+                    await anyio.to_thread.run_sync(self._wait_for_outcome)
         outcome = self._end or self._held.popleft()
         if outcome[0] == _END:
             self._end = outcome  # the end stays the end
@@ -87,7 +114,12 @@ class ThreadPrefetcher:
             return
         self._stop.set()
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(thread.join)
+            await anyio.to_thread.run_sync(thread.join, self._grace)
+        if thread.is_alive():
+            # A fetch that does not return: give the (daemon) thread up rather than hang, and never
+            # read from this prefetcher again, since what it holds may come out of order.
+            self._end = (_ERROR, RuntimeError(f"the data loader did not return a batch within {self._grace} s"))
+            return
         self._thread = None
         self._stop = threading.Event()
         # __anext__ consumes what it takes at once, so _held can only hold the outcome the thread had in
@@ -103,7 +135,8 @@ class ThreadPrefetcher:
         self._held.clear()
 
     def _wait_for_outcome(self) -> None:
-        self._held.append(self._queue.get())
+        with contextlib.suppress(queue.Empty):
+            self._held.append(self._queue.get(timeout=0.05))
 
     def _produce(self) -> None:
         while not self._stop.is_set():
@@ -128,10 +161,10 @@ class ThreadPrefetcher:
 class AsyncPrefetcher:
     """Reads an async iterator ahead in a producer task of the engine's task group."""
 
-    def __init__(self, engine: Engine, iterator: Any, size: int) -> None:
+    def __init__(self, engine: Engine, iterator: Any, size: int, one_shot: bool) -> None:
         self._engine = engine  # its task group hosts the producer, for whichever run() is in progress
         self.iterator = iterator
-        self.one_shot = iterator.__aiter__() is iterator
+        self.one_shot = one_shot
         self._size = size
         self._buffer: collections.deque[Outcome] = collections.deque()
         self._ended = False  # the producer has queued the end of the data
@@ -139,6 +172,7 @@ class AsyncPrefetcher:
         self._producer_done: anyio.Event | None = None
         self._ready: anyio.Event | None = None  # set when the buffer gains an outcome
         self._space: anyio.Event | None = None  # set when the buffer loses one
+        self._adopted = False  # the first fetch goes through first_anext
 
     def __aiter__(self) -> AsyncPrefetcher:
         return self
@@ -182,8 +216,14 @@ class AsyncPrefetcher:
                     while len(self._buffer) >= self._size:
                         self._space = anyio.Event()
                         await self._space.wait()
-                    with anyio.CancelScope(shield=True):
+                    if self._scope.cancel_called:
+                        break  # suspended or cancelled: start no new fetch
+                    # The fetch in flight gets a grace period to finish, so its batch is not lost;
+                    # a stream that is waiting for data is cancelled after it.
+                    with anyio.move_on_after(self._engine.cancel_grace_period, shield=True) as grace:
                         outcome = await self._fetch()
+                    if grace.cancelled_caught:
+                        break
                     self._buffer.append(outcome)
                     self._ended = outcome[0] == _END
                     if self._ready is not None:
@@ -195,6 +235,9 @@ class AsyncPrefetcher:
 
     async def _fetch(self) -> Outcome:
         try:
+            if not self._adopted:
+                self._adopted = True
+                return _ITEM, await first_anext(self.iterator)
             return _ITEM, await self.iterator.__anext__()
         except StopAsyncIteration:
             return _END, None

@@ -94,10 +94,13 @@ class TaskHandle:
                     scope.cancel()
                 try:
                     self.result = await async_fn(*args)
+                except anyio.get_cancelled_exc_class():
+                    self.cancelled = True
+                    raise
                 except BaseException as exc:
                     self.exception = exc
                     raise
-            self.cancelled = scope.cancelled_caught
+            self.cancelled = self.cancelled or scope.cancelled_caught
         finally:
             self._done.set()
 
@@ -133,6 +136,8 @@ class BackgroundHandler:
     def __init__(self, handler: Callable[..., Any], *, limit: int, when_busy: WhenBusy) -> None:
         if not callable(handler):
             raise TypeError(f"background() needs a callable handler, got {handler!r}")
+        if isinstance(handler, BackgroundHandler):
+            raise TypeError(f"{handler!r} is already a background handler: wrap the handler once")
         # Signature checks and has_event_handler see the wrapped handler's signature and name.
         functools.update_wrapper(self, handler)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -164,11 +169,12 @@ class BackgroundHandler:
         async def fire(*args: Any, **kwargs: Any) -> None:
             if passes_engine:
                 args = (engine._snapshot_view(), *args[1:])
-            await self._submit(engine, args, kwargs)
+            await self.submit(engine, args, kwargs)
 
         return fire
 
-    async def _submit(self, engine: Engine, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    async def submit(self, engine: Engine, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Start one invocation as a task of ``engine``'s run, following ``when_busy`` if all slots are busy."""
         self.stats.fired += 1
         if self._running >= self.limit:
             if self.when_busy == "skip":
@@ -181,12 +187,20 @@ class BackgroundHandler:
                 self.stats.pending = 1
                 return
             while self._running >= self.limit:  # "wait": backpressure on the training loop
+                if engine._background_error is not None:
+                    return  # the run is failing; the loop raises at its next event
                 if self._slot_freed is None:
                     self._slot_freed = anyio.Event()
                 await self._slot_freed.wait()
-        self._running += 1
-        self.stats.running = self._running
         engine._start_task(self._work, args, kwargs)
+        self._running += 1  # counted only once the task is really started
+        self.stats.running = self._running
+
+    def wake_waiters(self) -> None:
+        """Wake firings waiting for a slot (the run is failing and they must not wait on)."""
+        if self._slot_freed is not None:
+            self._slot_freed.set()
+            self._slot_freed = None
 
     async def _work(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         try:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import numbers
+import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any
@@ -114,6 +116,7 @@ class Engine:
 
         self._dataloader_iter: Any = None
         self._dataloader_is_async = False
+        self._dataloader_fresh = False
         self._prefetch = 0
         # A prefetcher over a one-shot iterator (a generator) kept between runs with what it read ahead.
         self._parked_prefetcher: AsyncPrefetcher | ThreadPrefetcher | None = None
@@ -128,9 +131,11 @@ class Engine:
         self._task_group: TaskGroup | None = None
         self._tasks_active = 0
         self._tasks_idle: anyio.Event | None = None
+        self._loop_thread = threading.get_ident()
         self._background_error: BaseException | None = None
         self._background_handlers: list[BackgroundHandler] = []
         self._completed_iteration = 0
+        self._cancelling = False  # INTERRUPT handlers are running because the run was cancelled
         #: Seconds that INTERRUPT handlers get, shielded, when the run is cancelled from outside.
         self.cancel_grace_period = 10.0
 
@@ -259,11 +264,13 @@ class Engine:
         return decorator
 
     def has_event_handler(self, handler: Callable[..., Any], event_name: Any = None) -> bool:
-        """Whether ``handler`` is attached to ``event_name`` (to any event if ``None``)."""
+        """Whether ``handler`` is attached to ``event_name`` (to any of them for a list, to any event if ``None``)."""
         if event_name is None:
             lists: Iterable[list[Entry]] = self._event_handlers.values()
+        elif isinstance(event_name, EventsList):
+            return any(self.has_event_handler(handler, event) for event in event_name)
         else:
-            lists = [self._event_handlers.get(_event_key(event_name), [])]
+            lists = [self._event_handlers.get(self._registered_key(event_name, "has_event_handler"), [])]
         return any(_is_handler(entry, handler) for entries in lists for entry in entries)
 
     def remove_event_handler(self, handler: Callable[..., Any], event_name: Any) -> None:
@@ -271,7 +278,11 @@ class Engine:
 
         :raises ValueError: if it is not attached there.
         """
-        key = _event_key(event_name)
+        if isinstance(event_name, EventsList):
+            for event in event_name:
+                self.remove_event_handler(handler, event)
+            return
+        key = self._registered_key(event_name, "remove_event_handler")
         entries = self._event_handlers.get(key)
         if entries is None:
             raise ValueError(f"no handler is attached to {event_name!r}")
@@ -318,8 +329,8 @@ class Engine:
                 continue
             if is_async:
                 await fn(*args, **kwargs)
-            else:
-                fn(*args, **kwargs)
+            elif (result := fn(*args, **kwargs)) is not None and hasattr(type(result), "__await__"):
+                await result  # e.g. lambda engine: evaluator.run(data), ported from pytorch-ignite
 
     async def _call_handlers_with(
         self, handlers: list[Entry], event_args: tuple[Any, ...], event_kwargs: dict[str, Any]
@@ -331,7 +342,7 @@ class Engine:
             head = (self, *event_args) if info.passes_engine else event_args
             extra = {k: v for k, v in event_kwargs.items() if k in info.accepted_event_kwargs}
             result = fn(*head, *info.args, **kwargs, **extra)
-            if is_async:
+            if is_async or (result is not None and hasattr(type(result), "__await__")):
                 await result
 
     # ------------------------------------------------------------------ stopping
@@ -562,6 +573,8 @@ class Engine:
             self._run_generator = run_body(self)
         self._running = True
         self._background_error = None
+        self._tasks_active = 0  # the previous run's task group left no task behind
+        self._loop_thread = threading.get_ident()
         error: BaseException | None = None
         try:
             async with anyio.create_task_group() as task_group:
@@ -583,10 +596,15 @@ class Engine:
             self._task_group = None
             self._running = False
         if error is None and self._background_error is not None:
-            # A task failed after the run paused (interrupt): the paused run cannot be trusted to resume.
+            # A task failed after the loop was done with it (a paused run, or a task started by COMPLETED):
+            # report it as the loop would, and leave nothing half-done to resume.
             error = self._background_error
             self._abandon(self._run_generator)
             self._run_generator = None
+            self._init_iter = None
+            await self._release_dataloader_iter()
+            if self._event_handlers.get("EXCEPTION_RAISED"):
+                await self._fire_event(Events.EXCEPTION_RAISED, error)
         if error is not None:
             raise error
         return self.state
@@ -616,6 +634,7 @@ class Engine:
         """
         if not is_async_callable(async_fn):
             raise TypeError(f"spawn() needs an async callable (an async def function), got {async_fn!r}")
+        check_callable_signature(async_fn, "spawn()'s function", args, {})
         handle = TaskHandle(describe(async_fn))
         self._start_task(handle._run, async_fn, args)
         return handle
@@ -637,19 +656,30 @@ class Engine:
                 "this engine is not running: tasks can only be started while run() is in progress "
                 "(from a handler or the process function)"
             )
-        self._tasks_active += 1
+        if threading.get_ident() != self._loop_thread:
+            raise RuntimeError(
+                "tasks can only be started from the event loop's thread, not from a worker thread "
+                "(e.g. a sync handler wrapped in background()): make that handler async"
+            )
         self._task_group.start_soon(self._tracked, async_fn, args)
+        self._tasks_active += 1  # counted only once it is really started
 
     async def _tracked(self, async_fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
         try:
             await async_fn(*args)
         except anyio.get_cancelled_exc_class():
             raise
-        except BaseException as exc:
+        except BaseException as exc:  # any failure of a task fails the run
             if self._background_error is None:
                 self.logger.error("A background task failed, failing the run: %r", exc)
                 self._background_error = exc
                 self._update_stop_requested()
+                # Whatever waits for tasks (the drain, backpressure) must stop waiting and fail the run.
+                if self._tasks_idle is not None:
+                    self._tasks_idle.set()
+                    self._tasks_idle = None
+                for handler in self._background_handlers:
+                    handler.wake_waiters()
         finally:
             self._tasks_active -= 1
             if self._tasks_active == 0 and self._tasks_idle is not None:
@@ -657,8 +687,8 @@ class Engine:
                 self._tasks_idle = None
 
     async def _drain(self) -> None:
-        """Wait until every task started so far has finished."""
-        while self._tasks_active:
+        """Wait until every task started so far has finished, or one has failed."""
+        while self._tasks_active and self._background_error is None:
             if self._tasks_idle is None:
                 self._tasks_idle = anyio.Event()
             await self._tasks_idle.wait()
@@ -791,20 +821,21 @@ class Engine:
         iterator: Any
         if data is None:
             assert self.state.epoch_length is not None
-            iterator, is_async = iter([None] * self.state.epoch_length), False
+            iterator, is_async = itertools.repeat(None, self.state.epoch_length), False
         else:
             is_async = hasattr(data, "__aiter__")
             iterator = data.__aiter__() if is_async else iter(data)
             if self._prefetch:
                 # A one-shot iterator comes back as itself: keep its prefetcher and what it read ahead.
                 same = [p for p in (old, parked) if isinstance(p, _PREFETCHERS) and p.iterator is iterator]
-                iterator = same[0] if same else make_prefetcher(self, iterator, is_async, self._prefetch)
+                iterator = same[0] if same else make_prefetcher(self, data, iterator, is_async, self._prefetch)
                 is_async = True
         for previous in (old, parked):
             if previous is not iterator:
                 self._abandon(previous)
         self._dataloader_iter = iterator
         self._dataloader_is_async = is_async
+        self._dataloader_fresh = is_async and not isinstance(iterator, _PREFETCHERS)
 
     def _setup_engine(self) -> None:
         self._setup_dataloader_iter()

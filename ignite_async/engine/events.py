@@ -101,9 +101,10 @@ class CallableEventWithFilter:
             raise ValueError(f"before must be a non-negative integer, got {before!r}")
         if after is not None and not (_is_int(after) and after >= 0):
             raise ValueError(f"after must be a non-negative integer, got {after!r}")
-        if before is not None and after is not None and before <= after + 1:
+        if before is not None and before <= (after or 0) + 1:
             raise ValueError(
-                f"before={before} and after={after} leave no value strictly between them: the handler would never run"
+                f"before={before} and after={after or 0} leave no value strictly between them: "
+                "the handler would never run"
             )
         if once is not None:
             values = list(once) if isinstance(once, Sequence) and not isinstance(once, str) else [once]

@@ -1,9 +1,20 @@
-"""Handlers for training: early stopping, NaN guards, timers (pytorch-ignite's ``ignite.handlers``)."""
+"""Handlers for training: checkpoints, early stopping, NaN guards, timers (pytorch-ignite's ``ignite.handlers``)."""
 
 from __future__ import annotations
 
+from ignite_async.handlers.checkpoint import BaseSaveHandler, Checkpoint, DiskSaver, ModelCheckpoint
 from ignite_async.handlers.early_stopping import EarlyStopping
+from ignite_async.handlers.rng_states import RNGStates
 from ignite_async.handlers.terminate_on_nan import TerminateOnNan
 from ignite_async.handlers.timer import Timer
 
-__all__ = ["EarlyStopping", "TerminateOnNan", "Timer"]
+__all__ = [
+    "BaseSaveHandler",
+    "Checkpoint",
+    "DiskSaver",
+    "EarlyStopping",
+    "ModelCheckpoint",
+    "RNGStates",
+    "TerminateOnNan",
+    "Timer",
+]

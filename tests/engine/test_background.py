@@ -393,3 +393,84 @@ async def test_cancellation_with_a_sync_step_takes_effect_within_a_few_steps() -
     assert 0 < engine.state.iteration < 100_000
     # 50 ms plus a few steps and the yield interval; a generous bound for a loaded machine.
     assert elapsed < 1.0
+
+
+# ---------------------------------------------------------------- regressions found in review
+
+
+async def test_spawn_from_a_worker_thread_is_refused_clearly_and_leaks_nothing() -> None:
+    async def upload() -> None: ...
+
+    engine = Engine(lambda e, b: None)
+    handler = background(lambda e: e.spawn(upload))  # a sync handler: it runs in a worker thread
+    engine.add_event_handler(Events.EPOCH_COMPLETED, handler)
+    with pytest.raises(RuntimeError, match="worker thread"):
+        await engine.run([0])
+    engine.remove_event_handler(handler, Events.EPOCH_COMPLETED)
+    with anyio.fail_after(10):  # a leaked task count would make this drain forever
+        assert (await engine.run([0, 1])).iteration == 2
+    assert engine.statistics().tasks_running == 0
+
+
+async def test_a_failure_ends_the_drain_instead_of_waiting_for_tasks_that_wait_on_it() -> None:
+    ready = anyio.Event()
+
+    async def consumer() -> None:
+        await ready.wait()  # never set: the producer fails first
+
+    async def producer() -> None:
+        raise Boom("producer")
+
+    engine = Engine(lambda e, b: None)
+    engine.add_event_handler(Events.STARTED, lambda e: (e.spawn(consumer), e.spawn(producer)))
+    with anyio.fail_after(10), pytest.raises(Boom, match="producer"):
+        await engine.run([0, 1])
+
+
+async def test_a_task_failing_after_completed_is_reported_to_exception_raised() -> None:
+    seen: list[BaseException] = []
+
+    async def upload() -> None:
+        raise Boom("upload failed")
+
+    engine = Engine(lambda e, b: None)
+    engine.add_event_handler(Events.COMPLETED, lambda e: e.spawn(upload))
+    engine.add_event_handler(Events.EXCEPTION_RAISED, lambda e, exc: seen.append(exc))
+    with pytest.raises(Boom, match="upload failed") as info:
+        await engine.run([0])
+    assert seen == [info.value]
+
+
+async def test_spawn_checks_arguments_and_background_is_applied_once() -> None:
+    async def upload(path: str) -> None: ...
+
+    engine = Engine(lambda e, b: None)
+    errors: list[BaseException] = []
+
+    def start(engine: Engine) -> None:
+        try:
+            engine.spawn(upload)  # missing its argument
+        except TypeError as exc:
+            errors.append(exc)
+
+    engine.add_event_handler(Events.STARTED, start)
+    await engine.run([0])
+    assert len(errors) == 1
+    assert "upload" in str(errors[0])
+    with pytest.raises(TypeError, match="already a background handler"):
+        background(background(upload))
+
+
+async def test_cancelled_task_handle_is_cancelled_not_failed() -> None:
+    handles: list[TaskHandle] = []
+
+    async def forever() -> None:
+        await anyio.sleep_forever()
+
+    engine = Engine(async_step)
+    engine.add_event_handler(Events.STARTED, lambda e: handles.append(e.spawn(forever)))
+    with anyio.CancelScope() as scope:
+        engine.add_event_handler(Events.ITERATION_COMPLETED(once=2), lambda: scope.cancel())
+        await engine.run(range(10))
+    assert handles[0].cancelled
+    assert handles[0].exception is None

@@ -502,3 +502,50 @@ def test_interrupted_run_resumes_in_a_new_event_loop_even_of_another_backend() -
     assert asyncio.run(engine.run()).iteration == 9
     assert seen == [0, 1, 2] * 3
     assert trace == [("STARTED", 0, 0), ("INTERRUPT", 1, 2), ("INTERRUPT", 2, 5), ("COMPLETED", 3, 9)]
+
+
+def test_async_generator_data_resumes_across_event_loops_and_backends() -> None:
+    import asyncio
+
+    import trio
+
+    for prefetch in (0, 3):
+        seen: list[int] = []
+
+        class Data:
+            def __aiter__(self) -> AsyncIterator[int]:
+                async def batches() -> AsyncIterator[int]:
+                    for i in range(10):
+                        yield i
+
+                return batches()
+
+        engine = Engine(lambda e, b, seen=seen: seen.append(b))
+        engine.add_event_handler(Events.ITERATION_COMPLETED(once=4), lambda e: e.interrupt())
+        asyncio.run(engine.run(Data(), max_epochs=2, epoch_length=10, prefetch=prefetch))
+        trio.run(engine.run)  # asyncio.run closed its loop: the engine, not the loop, owns the generator
+        assert seen == list(range(10)) * 2, prefetch
+
+
+async def test_sync_callables_returning_coroutines_are_awaited() -> None:
+    evaluator = Engine(lambda e, b: b)
+    trainer = Engine(lambda e, b: evaluator.run([b]))  # pytorch-ignite idioms: run() returns a coroutine here
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda _: evaluator.run([1, 2, 3]))
+    state = await trainer.run([5])
+    assert state.output is evaluator.state  # the step's coroutine was awaited, not stored
+    assert evaluator.state.iteration == 3
+
+
+def test_has_and_remove_accept_events_lists_and_refuse_non_events() -> None:
+    def handler() -> None: ...
+
+    engine = Engine(noop)
+    events = Events.STARTED | Events.COMPLETED
+    engine.add_event_handler(events, handler)
+    assert engine.has_event_handler(handler, events)
+    engine.remove_event_handler(handler, events)
+    assert not engine.has_event_handler(handler)
+    with pytest.raises(TypeError, match="needs an event"):
+        engine.has_event_handler(handler, 3)
+    with pytest.raises(TypeError, match="needs an event"):
+        engine.remove_event_handler(handler, object())

@@ -163,3 +163,9 @@ async def test_custom_event_filters_need_a_counter() -> None:
     other.add_event_handler(Custom.FOO(every=2), lambda e: seen.append(e.state.foo_count))
     await other.run(range(6))
     assert seen == [2, 4, 6]
+
+
+@pytest.mark.parametrize("kwargs", [{"before": 0}, {"before": 1}, {"every": 2, "before": 1}])
+def test_before_windows_that_can_never_pass_are_refused(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="no value strictly between"):
+        Events.ITERATION_COMPLETED(**kwargs)

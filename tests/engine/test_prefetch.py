@@ -98,3 +98,28 @@ async def test_the_next_batch_is_fetched_while_the_step_runs() -> None:
 async def test_bad_prefetch(prefetch: Any, error: type[Exception]) -> None:
     with pytest.raises(error, match="prefetch must be an integer >= 0"):
         await Engine(lambda e, b: None).run([1], prefetch=prefetch)
+
+
+async def test_cancelling_a_run_that_prefetches_a_stalled_stream_does_not_hang() -> None:
+    class Stalls:
+        def __aiter__(self) -> AsyncIterator[int]:
+            async def batches() -> AsyncIterator[int]:
+                for i in range(3):
+                    yield i
+                await anyio.sleep_forever()  # a stream waiting for data that never comes
+                yield 3
+
+            return batches()
+
+    engine = Engine(lambda e, b: None)
+    engine.cancel_grace_period = 0.2
+    with anyio.fail_after(10), anyio.move_on_after(0.3):
+        await engine.run(Stalls(), epoch_length=100, prefetch=2)
+    assert engine.state.iteration == 3
+
+
+async def test_a_reiterable_loader_is_not_kept_after_the_run() -> None:
+    engine = Engine(lambda e, b: None)
+    await engine.run(list(range(10)), prefetch=2)
+    assert engine._parked_prefetcher is None  # only one-shot iterators are kept for a later run
+    assert engine._dataloader_iter is None

@@ -1,0 +1,456 @@
+"""Checkpointing that does not stall training and survives crashes.
+
+When the event fires, a :class:`Checkpoint` decides (file name, retention, as pytorch-ignite 0.5.5 does) and
+takes a *snapshot* inline: every ``state_dict()`` of ``to_save``, with tensors copied to the CPU. Serializing
+and writing then run in a worker thread as a background task of the engine (at most one write in flight;
+the next firing waits for it), so training goes on at once and the file holds exactly the state at the
+firing. A failed write fails the run.
+
+:class:`DiskSaver` writes atomically: to a temporary file in the same directory, flushed and fsynced, renamed
+over the final name, then the directory fsynced. Older checkpoints are deleted only after the new one is
+durable, and temporary files left by a crash are removed when a DiskSaver is created.
+"""
+
+from __future__ import annotations
+
+import copy
+import numbers
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import anyio.to_thread
+import torch
+from torch import nn
+
+from ignite_async.engine import Engine
+from ignite_async.engine.background import BackgroundHandler
+
+__all__ = ["BaseSaveHandler", "Checkpoint", "DiskSaver", "ModelCheckpoint"]
+
+_PARTIAL = ".partial"  # suffix of DiskSaver's temporary files: never a complete checkpoint
+
+
+class BaseSaveHandler(ABC):
+    """Where checkpoints go. Both methods run in a worker thread, never on the event loop."""
+
+    @abstractmethod
+    def __call__(self, checkpoint: Mapping[str, Any], filename: str, metadata: Mapping[str, Any] | None = None) -> None:
+        """Store ``checkpoint`` under ``filename``; return only once it is durable."""
+
+    @abstractmethod
+    def remove(self, filename: str) -> None:
+        """Delete the checkpoint stored under ``filename``."""
+
+
+class DiskSaver(BaseSaveHandler):
+    """Save checkpoints as files in ``dirname`` with ``torch.save``, atomically and durably.
+
+    :param dirname: the directory; created (with parents) if ``create_dir``.
+    :param atomic: write to a temporary file and rename it, so a crash never leaves a partial checkpoint
+        under a checkpoint's name.
+    :param require_empty: refuse a directory that already holds ``.pt`` files.
+    :raises OSError: naming the directory if it cannot be created.
+    :raises ValueError: if it does not exist (and may not be created) or holds checkpoints with ``require_empty``.
+    """
+
+    def __init__(
+        self,
+        dirname: str | Path,
+        *,
+        atomic: bool = True,
+        create_dir: bool = True,
+        require_empty: bool = True,
+        **torch_save_kwargs: Any,
+    ) -> None:
+        self.dirname = Path(dirname).expanduser()
+        self._atomic = atomic
+        self._kwargs = torch_save_kwargs
+        if create_dir and not self.dirname.exists():
+            try:
+                self.dirname.mkdir(parents=True)
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot create checkpoint directory {self.dirname}: {exc.strerror}") from exc
+        if not self.dirname.is_dir():
+            raise ValueError(f"checkpoint directory {self.dirname} does not exist")
+        for leftover in self.dirname.glob(f".*{_PARTIAL}"):  # from a crash mid-write
+            leftover.unlink(missing_ok=True)
+        if require_empty:
+            present = sorted(p.name for p in self.dirname.glob("*.pt"))
+            if present:
+                raise ValueError(
+                    f"checkpoint directory {self.dirname} already holds {present}; "
+                    "pass require_empty=False to use it anyway"
+                )
+
+    def __call__(self, checkpoint: Mapping[str, Any], filename: str, metadata: Mapping[str, Any] | None = None) -> None:
+        path = self.dirname / filename
+        if not self._atomic:
+            torch.save(checkpoint, path, **self._kwargs)
+            return
+        fd, tmp = tempfile.mkstemp(dir=self.dirname, prefix=f".{filename}.", suffix=_PARTIAL)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(checkpoint, f, **self._kwargs)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _fsync_directory(self.dirname)  # the rename itself is durable only once the directory is
+
+    def remove(self, filename: str) -> None:
+        (self.dirname / filename).unlink(missing_ok=True)
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _cpu_copy(value: Any) -> Any:
+    """A copy of a state dict that later training cannot change: tensors detached and copied to the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, Mapping):
+        items = [(k, _cpu_copy(v)) for k, v in value.items()]
+        return OrderedDict(items) if isinstance(value, OrderedDict) else dict(items)
+    if isinstance(value, (list, tuple)):
+        copied = [_cpu_copy(v) for v in value]
+        return copied if isinstance(value, list) else tuple(copied)
+    return copy.deepcopy(value)
+
+
+def _unwrap(obj: Any) -> Any:
+    return obj.module if isinstance(obj, (nn.DataParallel, nn.parallel.DistributedDataParallel)) else obj
+
+
+def _check_objects(objects: Mapping[str, Any], method: str) -> None:
+    for key, obj in objects.items():
+        if not callable(getattr(obj, method, None)):
+            raise TypeError(f"{key!r} ({type(obj).__name__}) has no {method}() method, so it cannot be checkpointed")
+
+
+class Checkpoint:
+    """Save ``to_save``'s state when attached to an event; keep the ``n_saved`` best (or latest) checkpoints.
+
+    File names, scores and retention follow pytorch-ignite 0.5.5: ``{prefix}_{name}_{step}.pt`` (``name`` is
+    the single key of ``to_save``, or ``checkpoint``); with ``score_function`` the best ``n_saved`` by score
+    are kept, as ``{prefix}_{name}_{score_name}={score}.pt``. A file holding one object holds its state dict
+    itself; else a dict of state dicts by key. ``to_save`` may hold anything with ``state_dict()``: models,
+    optimizers, LR schedulers, ``GradScaler``, the engine itself, other handlers, and
+    :class:`~ignite_async.handlers.RNGStates`.
+
+    Unlike pytorch-ignite's, the handler does not block training while it writes (see the module docs);
+    the file holds exactly the state at the firing.
+
+    :param to_save: objects to save, by name.
+    :param save_handler: a :class:`BaseSaveHandler` (e.g. :class:`DiskSaver`), or a directory path.
+    :param score_function: ``f(engine) -> number``; higher is better. Requires numbers.
+    :param score_name: shown in file names; alone, it selects ``engine.state.metrics[score_name]``.
+    :param n_saved: how many checkpoints to keep (None: all).
+    :param global_step_transform: ``f(engine, event) -> int`` for the step in file names.
+    :param include_self: also save this handler's own state (under ``"checkpointer"``).
+    :raises TypeError: for a ``to_save`` object without ``state_dict``, or bad handler types.
+    :raises ValueError: for ``n_saved < 1``.
+
+    >>> import asyncio, tempfile
+    >>> from torch import nn
+    >>> from ignite_async import Engine, Events
+    >>> from ignite_async.handlers import Checkpoint, DiskSaver
+    >>> model = nn.Linear(2, 1)
+    >>> trainer = Engine(lambda e, b: None)
+    >>> directory = tempfile.mkdtemp()
+    >>> checkpointer = Checkpoint({"model": model, "trainer": trainer}, DiskSaver(directory), n_saved=2)
+    >>> _ = trainer.add_event_handler(Events.EPOCH_COMPLETED, checkpointer)
+    >>> _ = asyncio.run(trainer.run([0, 1, 2], max_epochs=3))
+    >>> [path.name for path in sorted(checkpointer.save_handler.dirname.iterdir())]
+    ['checkpoint_6.pt', 'checkpoint_9.pt']
+    """
+
+    class Item(NamedTuple):
+        priority: float
+        filename: str
+
+    def __init__(
+        self,
+        to_save: Mapping[str, Any],
+        save_handler: BaseSaveHandler | str | Path,
+        filename_prefix: str = "",
+        score_function: Callable[[Engine], Any] | None = None,
+        score_name: str | None = None,
+        n_saved: int | None = 1,
+        global_step_transform: Callable[[Engine, Any], int] | None = None,
+        filename_pattern: str | None = None,
+        include_self: bool = False,
+        greater_or_equal: bool = False,
+    ) -> None:
+        if not isinstance(to_save, Mapping):
+            raise TypeError(f"to_save must be a mapping of names to objects, got {type(to_save).__name__}")
+        _check_objects(to_save, "state_dict")
+        if include_self and "checkpointer" in to_save:
+            raise ValueError("to_save cannot have a key 'checkpointer' with include_self=True")
+        if isinstance(save_handler, (str, Path)):
+            save_handler = DiskSaver(save_handler, create_dir=True)
+        if not isinstance(save_handler, BaseSaveHandler):
+            raise TypeError(f"save_handler must be a BaseSaveHandler or a directory, got {type(save_handler).__name__}")
+        if score_function is not None and not callable(score_function):
+            raise TypeError(f"score_function must be callable, got {score_function!r}")
+        if global_step_transform is not None and not callable(global_step_transform):
+            raise TypeError(f"global_step_transform must be callable, got {global_step_transform!r}")
+        if n_saved is not None and (isinstance(n_saved, bool) or not isinstance(n_saved, int) or n_saved < 1):
+            raise ValueError(f"n_saved must be an integer >= 1 or None, got {n_saved!r}")
+        self.to_save = to_save
+        self.save_handler = save_handler
+        self.filename_prefix = filename_prefix
+        self.score_name = score_name
+        self.score_function = score_function
+        if score_name is not None and score_function is None:
+            self.score_function = self.get_default_score_fn(score_name)
+        self.n_saved = n_saved
+        self.global_step_transform = global_step_transform
+        self.filename_pattern = filename_pattern
+        self.include_self = include_self
+        self.greater_or_equal = greater_or_equal
+        self.ext = "pt"
+        self._saved: list[Checkpoint.Item] = []
+        # One write in flight; a firing that finds it busy waits (its snapshot is already taken).
+        self._writer = BackgroundHandler(self._write, limit=1, when_busy="wait")
+
+    # ------------------------------------------------------------------ deciding (pytorch-ignite's rules)
+
+    @property
+    def last_checkpoint(self) -> Path | str | None:
+        """The newest kept checkpoint (a path for a DiskSaver), or None."""
+        if not self._saved:
+            return None
+        name = self._saved[-1].filename
+        return self.save_handler.dirname / name if isinstance(self.save_handler, DiskSaver) else name
+
+    def reset(self) -> None:
+        """Forget which checkpoints were saved (for independent runs of the same engine)."""
+        self._saved = []
+
+    def _room_left(self) -> bool:
+        return self.n_saved is None or len(self._saved) < self.n_saved
+
+    def _beats_worst(self, priority: float) -> bool:
+        worst = self._saved[0].priority
+        return priority >= worst if self.greater_or_equal else priority > worst
+
+    def _priority(self, engine: Engine) -> tuple[float, int | None]:
+        global_step = None
+        if self.global_step_transform is not None:
+            global_step = self.global_step_transform(engine, engine.last_event_name)
+        if self.score_function is None:
+            if global_step is None:
+                global_step = engine.state.iteration
+            return global_step, global_step
+        score = self.score_function(engine)
+        if hasattr(score, "item") and getattr(score, "ndim", 0) == 0:
+            score = score.item()
+        if isinstance(score, bool) or not isinstance(score, numbers.Number):
+            raise TypeError(f"score_function {self.score_function!r} returned {score!r}: need a number")
+        return score, global_step  # type: ignore[return-value]
+
+    def _filename(self, name: str, priority: float, global_step: int | None) -> str:
+        pattern = self.filename_pattern or self.setup_filename_pattern(
+            with_prefix=bool(self.filename_prefix),
+            with_score=self.score_function is not None,
+            with_score_name=self.score_name is not None,
+            with_global_step=global_step is not None,
+        )
+        score = None
+        if self.score_function is not None:
+            score = f"{priority}" if isinstance(priority, numbers.Integral) else f"{priority:.4f}"
+        return pattern.format(
+            filename_prefix=self.filename_prefix,
+            ext=self.ext,
+            name=name,
+            score_name=self.score_name,
+            score=score,
+            global_step=global_step,
+        )
+
+    @staticmethod
+    def setup_filename_pattern(
+        with_prefix: bool = True, with_score: bool = True, with_score_name: bool = True, with_global_step: bool = True
+    ) -> str:
+        """The default file name pattern; with everything:
+        ``{filename_prefix}_{name}_{global_step}_{score_name}={score}.{ext}``."""
+        if not (with_global_step or with_score):
+            raise ValueError("at least one of with_score and with_global_step must be True")
+        if with_score_name and not with_score:
+            raise ValueError("with_score_name needs with_score")
+        pattern = "{name}"
+        if with_global_step:
+            pattern += "_{global_step}"
+        if with_score:
+            pattern += "_{score_name}={score}" if with_score_name else "_{score}"
+        if with_prefix:
+            pattern = "{filename_prefix}_" + pattern
+        return pattern + ".{ext}"
+
+    # ------------------------------------------------------------------ saving
+
+    async def __call__(self, engine: Engine) -> None:
+        priority, global_step = self._priority(engine)
+        if not (self._room_left() or self._beats_worst(priority)):
+            return
+        snapshot: Any = {key: _cpu_copy(_unwrap(obj).state_dict()) for key, obj in self.to_save.items()}
+        name = "checkpoint"
+        if len(snapshot) == 1:
+            (name,) = snapshot
+            snapshot = snapshot[name]
+        filename = self._filename(name, priority, global_step)
+        stale: list[str] = []
+        same = [i for i, item in enumerate(self._saved) if item.filename == filename]
+        if same:
+            stale.append(self._saved.pop(same[0]).filename)
+        elif not self._room_left():
+            stale.append(self._saved.pop(0).filename)
+        self._saved.append(Checkpoint.Item(priority, filename))
+        self._saved.sort(key=lambda item: item.priority)
+        if self.include_self:
+            snapshot["checkpointer"] = self.state_dict()
+        prefix = f"{self.filename_prefix}_" if self.filename_prefix else ""
+        metadata = {"basename": f"{prefix}{name}", "score_name": self.score_name, "priority": priority}
+        job = (snapshot, filename, metadata, [s for s in stale if s != filename])
+        if engine._task_group is None or engine._cancelling:
+            # Outside a run, or the last checkpoint of a cancelled one (shielded): write before returning.
+            await anyio.to_thread.run_sync(self._write, *job)
+        else:
+            await self._writer.submit(engine, job, {})
+
+    def _write(self, snapshot: Any, filename: str, metadata: Mapping[str, Any], stale: list[str]) -> None:
+        # Runs in a worker thread. The new checkpoint is durable before any old one goes.
+        self.save_handler(snapshot, filename, metadata)
+        for old in stale:
+            self.save_handler.remove(old)
+
+    # ------------------------------------------------------------------ loading
+
+    @staticmethod
+    def load_objects(to_load: Mapping[str, Any], checkpoint: str | Path | Mapping[str, Any], **kwargs: Any) -> None:
+        """Restore ``to_load``'s objects from a checkpoint file or dict, all or none.
+
+        Every key is checked before anything is loaded, so a checkpoint that lacks one changes nothing.
+
+        :raises ValueError: naming the file if it is truncated or corrupt, or the keys it lacks.
+        :raises TypeError: for objects without ``load_state_dict``.
+        """
+        if not isinstance(checkpoint, (str, Path, Mapping)):
+            raise TypeError(f"checkpoint must be a path or a mapping, got {type(checkpoint).__name__}")
+        _check_objects(to_load, "load_state_dict")
+        content = _read(Path(checkpoint)) if isinstance(checkpoint, (str, Path)) else checkpoint
+        if not isinstance(content, Mapping):
+            raise ValueError(f"checkpoint {checkpoint!r} holds a {type(content).__name__}, not a state dict")
+        if len(to_load) == 1:
+            ((key, obj),) = to_load.items()
+            if key not in content:  # a single object's checkpoint is its state dict itself
+                _load_one(obj, content, kwargs)
+                return
+        missing = [key for key in to_load if key not in content]
+        if missing:
+            where = f"file {checkpoint}" if isinstance(checkpoint, (str, Path)) else "checkpoint"
+            raise ValueError(f"{where} lacks {missing} (it holds {sorted(content)})")
+        for key, obj in to_load.items():
+            _load_one(obj, content[key], kwargs)
+
+    @staticmethod
+    def get_default_score_fn(metric_name: str, score_sign: float = 1.0) -> Callable[[Engine], float]:
+        """A score function reading ``engine.state.metrics[metric_name]``; ``score_sign=-1.0`` for losses."""
+        if score_sign not in (1.0, -1.0):
+            raise ValueError(f"score_sign must be 1.0 or -1.0, got {score_sign!r}")
+
+        def score(engine: Engine) -> float:
+            if metric_name not in engine.state.metrics:
+                raise KeyError(f"metric {metric_name!r} is not in engine.state.metrics {sorted(engine.state.metrics)}")
+            return float(score_sign * engine.state.metrics[metric_name])
+
+        return score
+
+    def state_dict(self) -> OrderedDict[str, Any]:
+        return OrderedDict([("_saved", [(p, f) for p, f in self._saved])])
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        if "_saved" not in state_dict:
+            raise ValueError("Checkpoint state_dict lacks '_saved'")
+        self._saved = [Checkpoint.Item(p, f) for p, f in state_dict["_saved"]]
+
+
+def _read(path: Path) -> Any:
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file {path} does not exist")
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # torch.load fails in many ways on a damaged file (EOFError, IndexError, ...)
+        raise ValueError(f"checkpoint file {path} is truncated or corrupt: {exc!r}") from exc
+
+
+def _load_one(obj: Any, state: Any, kwargs: Mapping[str, Any]) -> None:
+    obj = _unwrap(obj)
+    if isinstance(obj, nn.Module):
+        obj.load_state_dict(state, **kwargs)
+    else:
+        obj.load_state_dict(state)
+
+
+class ModelCheckpoint(Checkpoint):
+    """A :class:`Checkpoint` to a directory, given its objects at attach time, as pytorch-ignite's.
+
+    >>> import tempfile
+    >>> from torch import nn
+    >>> from ignite_async import Engine, Events
+    >>> from ignite_async.handlers import ModelCheckpoint
+    >>> handler = ModelCheckpoint(tempfile.mkdtemp(), "mnist", n_saved=3)
+    >>> trainer = Engine(lambda e, b: None)
+    >>> _ = trainer.add_event_handler(Events.EPOCH_COMPLETED, handler, {"model": nn.Linear(2, 1)})
+    """
+
+    def __init__(
+        self,
+        dirname: str | Path,
+        filename_prefix: str = "",
+        score_function: Callable[[Engine], Any] | None = None,
+        score_name: str | None = None,
+        n_saved: int | None = 1,
+        atomic: bool = True,
+        require_empty: bool = True,
+        create_dir: bool = True,
+        global_step_transform: Callable[[Engine, Any], int] | None = None,
+        filename_pattern: str | None = None,
+        include_self: bool = False,
+        greater_or_equal: bool = False,
+        **torch_save_kwargs: Any,
+    ) -> None:
+        saver = DiskSaver(
+            dirname, atomic=atomic, create_dir=create_dir, require_empty=require_empty, **torch_save_kwargs
+        )
+        super().__init__(
+            {},
+            saver,
+            filename_prefix=filename_prefix,
+            score_function=score_function,
+            score_name=score_name,
+            n_saved=n_saved,
+            global_step_transform=global_step_transform,
+            filename_pattern=filename_pattern,
+            include_self=include_self,
+            greater_or_equal=greater_or_equal,
+        )
+
+    async def __call__(self, engine: Engine, to_save: Mapping[str, Any]) -> None:  # type: ignore[override]
+        if not to_save:
+            raise ValueError("ModelCheckpoint was given no objects to save")
+        _check_objects(to_save, "state_dict")
+        self.to_save = to_save
+        await super().__call__(engine)

@@ -1,0 +1,378 @@
+"""Checkpoint and DiskSaver: pytorch-ignite's names and retention, consistent snapshots, crash safety, exact resume."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+import torch
+from ignite.engine import Engine as IgniteEngine
+from ignite.engine import Events as IgniteEvents
+from ignite.handlers import Checkpoint as IgniteCheckpoint
+from ignite.handlers import DiskSaver as IgniteDiskSaver
+from torch import nn
+
+from ignite_async import Engine, Events
+from ignite_async.handlers import BaseSaveHandler, Checkpoint, DiskSaver, ModelCheckpoint, RNGStates
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
+
+pytestmark = pytest.mark.anyio
+
+
+def model_with(value: float) -> nn.Module:
+    model = nn.Linear(3, 2)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(value)
+    return model
+
+
+# ---------------------------------------------------------------- names and retention, against pytorch-ignite
+
+
+def random_config(rng: random.Random) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "n_saved": rng.choice([1, 2, 3, None]),
+        "filename_prefix": rng.choice(["", "run"]),
+        "greater_or_equal": rng.random() < 0.3,
+        "include_self": rng.random() < 0.3,
+    }
+    kind = rng.choice(["step", "score", "score_name", "score_and_step"])
+    if kind != "step":
+        config["score_function"] = "scores"
+    if kind in ("score_name", "score_and_step"):
+        config["score_name"] = "acc"
+    if kind == "score_and_step" or rng.random() < 0.2:
+        config["global_step_transform"] = "epoch"
+    return config
+
+
+@pytest.mark.parametrize("seed", range(12))
+async def test_same_files_as_ignite(seed: int, tmp_path: Path) -> None:
+    rng = random.Random(seed)
+    epochs = rng.randint(2, 7)
+    scores = [rng.choice([0.1, 0.5, 0.5, 0.9, 0.3, 0.7]) for _ in range(epochs)]
+    config = random_config(rng)
+    two_objects = rng.random() < 0.5
+
+    def build(lib_checkpoint: Any, saver: Any, model: nn.Module, opt: Any) -> Any:
+        kwargs = dict(config)
+        if "score_function" in kwargs:
+            kwargs["score_function"] = lambda e: scores[e.state.epoch - 1]
+        if "global_step_transform" in kwargs:
+            kwargs["global_step_transform"] = lambda e, _: e.state.epoch
+        to_save = {"model": model, "opt": opt} if two_objects else {"model": model}
+        return lib_checkpoint(to_save, saver, **kwargs)
+
+    torch.manual_seed(seed)
+    ref_model = nn.Linear(3, 2)
+    ours_model = nn.Linear(3, 2)
+    ours_model.load_state_dict(ref_model.state_dict())
+
+    def trainer_step(model: nn.Module) -> Any:
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+        def step(engine: Any, batch: float) -> None:
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.add_(batch)
+
+        return step, opt
+
+    step, opt = trainer_step(ref_model)
+    ref = IgniteEngine(step)
+    ref_handler = build(IgniteCheckpoint, IgniteDiskSaver(tmp_path / "ignite"), ref_model, opt)
+    ref.add_event_handler(IgniteEvents.EPOCH_COMPLETED, ref_handler)
+    ref.run([0.5, 1.0], max_epochs=epochs)
+
+    step, opt = trainer_step(ours_model)
+    ours = Engine(step)
+    handler = build(Checkpoint, DiskSaver(tmp_path / "ours"), ours_model, opt)
+    ours.add_event_handler(Events.EPOCH_COMPLETED, handler)
+    await ours.run([0.5, 1.0], max_epochs=epochs)
+
+    ref_files = sorted(p.name for p in (tmp_path / "ignite").iterdir())
+    our_files = sorted(p.name for p in (tmp_path / "ours").iterdir())
+    assert our_files == ref_files
+    assert Path(str(handler.last_checkpoint)).name == Path(str(ref_handler.last_checkpoint)).name
+    for name in ref_files:
+        theirs = torch.load(tmp_path / "ignite" / name, weights_only=True)
+        mine = torch.load(tmp_path / "ours" / name, weights_only=True)
+        assert sorted(mine) == sorted(theirs)
+        # One object: the file is its state dict (plus "checkpointer" with include_self); else a dict of them.
+        ref_state, our_state = (theirs["model"], mine["model"]) if two_objects else (theirs, mine)
+        assert all(torch.equal(our_state[k], ref_state[k]) for k in ("weight", "bias"))
+        if config["include_self"]:
+            assert mine["checkpointer"] == theirs["checkpointer"]
+
+
+# ---------------------------------------------------------------- snapshots and non-blocking writes
+
+
+class GatedSaver(BaseSaveHandler):
+    """Writes to memory, each write held until the test lets it through: a very slow disk."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, Any] = {}
+        self.gate = threading.Event()
+        self.writing = threading.Event()
+
+    def __call__(self, checkpoint: Mapping[str, Any], filename: str, metadata: Mapping[str, Any] | None = None) -> None:
+        self.writing.set()
+        self.gate.wait(timeout=30)
+        self.files[filename] = checkpoint
+
+    def remove(self, filename: str) -> None:
+        del self.files[filename]
+
+
+async def test_the_file_holds_the_state_at_the_firing_not_later(tmp_path: Path) -> None:
+    model = model_with(0.0)
+    engine = Engine(lambda e, b: None)
+    checkpointer = Checkpoint({"model": model, "trainer": engine}, DiskSaver(tmp_path), n_saved=None)
+    engine.add_event_handler(Events.EPOCH_COMPLETED, checkpointer)
+
+    @engine.on(Events.EPOCH_COMPLETED)
+    def mutate_right_after_the_firing(engine: Engine) -> None:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(1000.0 + engine.state.epoch)
+
+    @engine.on(Events.EPOCH_STARTED)
+    def set_epoch_weights(engine: Engine) -> None:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(float(engine.state.epoch))
+
+    await engine.run([0, 1, 2], max_epochs=3)
+    for epoch in (1, 2, 3):
+        content = torch.load(tmp_path / f"checkpoint_{3 * epoch}.pt", weights_only=True)
+        assert all(torch.all(t == float(epoch)) for t in content["model"].values())
+        assert content["trainer"]["iteration"] == 3 * epoch
+
+
+async def test_training_goes_on_while_a_write_is_in_flight_and_waits_for_the_next() -> None:
+    saver = GatedSaver()
+    model = model_with(1.0)
+    during_write: list[int] = []
+
+    async def step(engine: Engine, batch: int) -> None:
+        await anyio.lowlevel.checkpoint()
+        if saver.writing.is_set() and not saver.gate.is_set():
+            during_write.append(engine.state.iteration)
+            if len(during_write) == 5:
+                saver.gate.set()
+
+    engine = Engine(step)
+    checkpointer = Checkpoint({"model": model}, saver, n_saved=2)
+    engine.add_event_handler(Events.ITERATION_COMPLETED(once=[1, 30]), checkpointer)
+    state = await engine.run(range(40))
+    # While the first write was held, five more iterations ran (once its thread had started).
+    assert len(during_write) == 5
+    assert during_write == list(range(during_write[0], during_write[0] + 5))
+    assert state.iteration == 40
+    assert sorted(saver.files) == ["model_1.pt", "model_30.pt"]  # both durable by COMPLETED
+
+
+async def test_a_failed_write_fails_the_run_and_leaves_no_checkpoint_looking_file(tmp_path: Path) -> None:
+    class Unpicklable:
+        def state_dict(self) -> dict[str, Any]:
+            return {"fn": threading.Lock()}  # torch.save cannot pickle a lock
+
+    engine = Engine(lambda e, b: None)
+    engine.add_event_handler(
+        Events.EPOCH_COMPLETED, Checkpoint({"model": model_with(1.0), "bad": Unpicklable()}, DiskSaver(tmp_path))
+    )
+    with pytest.raises(TypeError) as info:
+        await engine.run([0, 1])
+    assert not isinstance(info.value, BaseExceptionGroup)
+    assert os.listdir(tmp_path) == []  # neither a .pt file nor a temporary one
+
+
+async def test_final_checkpoint_on_cancellation(tmp_path: Path) -> None:
+    model = model_with(0.0)
+
+    async def step(engine: Engine, batch: int) -> None:
+        await anyio.lowlevel.checkpoint()  # where the cancellation lands, before this step changes anything
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(float(engine.state.iteration))
+
+    engine = Engine(step)
+    checkpointer = Checkpoint({"model": model, "trainer": engine}, DiskSaver(tmp_path), filename_prefix="final")
+    engine.add_event_handler(Events.INTERRUPT, checkpointer)
+    with anyio.CancelScope() as scope:
+        engine.add_event_handler(Events.ITERATION_COMPLETED(once=7), lambda: scope.cancel())
+        await engine.run(range(100))
+    assert scope.cancelled_caught
+    assert checkpointer.last_checkpoint == tmp_path / "final_checkpoint_7.pt"
+    content = torch.load(tmp_path / "final_checkpoint_7.pt", weights_only=True)
+    assert content["trainer"]["iteration"] == engine.state.iteration == 7  # resumable from here
+    assert all(torch.all(t == 7.0) for t in content["model"].values())
+
+
+# ---------------------------------------------------------------- crash safety
+
+
+def test_sigkill_at_random_moments_never_leaves_a_bad_newest_checkpoint(tmp_path: Path) -> None:
+    worker = Path(__file__).with_name("_checkpoint_worker.py")
+    rng = random.Random(0)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    left_partial: list[Path] = []
+    for attempt in range(20):
+        with subprocess.Popen(
+            [sys.executable, str(worker), str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env
+        ) as proc:
+            try:
+                assert proc.stdout is not None
+                assert proc.stdout.readline().strip() == "ready", f"worker {attempt} did not start"
+                # The worker started, so it removed what the previous one left half-written.
+                assert not any(p.exists() for p in left_partial)
+                time.sleep(rng.uniform(0.0, 0.3))  # a random moment to kill at, not a synchronisation
+            finally:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=30)
+        checkpoints = sorted(tmp_path.glob("model_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+        assert checkpoints, f"no checkpoint after kill {attempt}"
+        newest = checkpoints[-1]
+        step = float(newest.stem.split("_")[1])
+        restored = nn.Sequential(*(nn.Linear(512, 512) for _ in range(4)))  # the worker's model
+        Checkpoint.load_objects({"model": restored}, newest)
+        assert all(torch.all(p == step) for p in restored.parameters()), f"{newest.name} is incomplete"
+        left_partial = list(tmp_path.glob(".*.partial"))
+
+
+# ---------------------------------------------------------------- exact resume
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def training(seed: int = 0) -> tuple[Engine, nn.Module, Any, Any]:
+    torch.manual_seed(seed)
+    model = Net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)
+
+    def step(engine: Engine, batch: tuple[torch.Tensor, torch.Tensor]) -> float:
+        x, y = batch
+        optimizer.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    engine = Engine(step)
+    engine.add_event_handler(Events.EPOCH_COMPLETED, lambda: scheduler.step())
+    return engine, model, optimizer, scheduler
+
+
+def data() -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(123)
+    return [(torch.randn(8, 4, generator=g), torch.randn(8, 1, generator=g)) for _ in range(5)]
+
+
+async def test_resume_from_a_checkpoint_ends_bitwise_equal_to_an_uninterrupted_run(tmp_path: Path) -> None:
+    engine, model, _, _ = training()
+    torch.manual_seed(7)
+    await engine.run(data(), max_epochs=6)
+    uninterrupted = {k: v.clone() for k, v in model.state_dict().items()}
+
+    engine, model, optimizer, scheduler = training()
+    torch.manual_seed(7)
+    to_save = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "trainer": engine, "rng": RNGStates()}
+    checkpointer = Checkpoint(to_save, DiskSaver(tmp_path), n_saved=1)
+    engine.add_event_handler(Events.EPOCH_COMPLETED, checkpointer)
+    engine.add_event_handler(Events.EPOCH_COMPLETED(once=3), lambda e: e.terminate())  # "killed" after epoch 3
+    await engine.run(data(), max_epochs=6)
+    torch.manual_seed(999)  # whatever happens in between is undone by the checkpoint's RNG states
+
+    engine, model, optimizer, scheduler = training(seed=1)  # fresh objects, other initial weights
+    to_load = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "trainer": engine, "rng": RNGStates()}
+    Checkpoint.load_objects(to_load, tmp_path / "checkpoint_15.pt")
+    assert (engine.state.epoch, engine.state.iteration) == (3, 15)
+    await engine.run(data(), max_epochs=6)
+    resumed = model.state_dict()
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)
+
+
+# ---------------------------------------------------------------- loading and bad input
+
+
+async def test_single_object_checkpoints_and_model_checkpoint(tmp_path: Path) -> None:
+    handler = ModelCheckpoint(tmp_path, "net", n_saved=2)
+    engine = Engine(lambda e, b: None)
+    engine.add_event_handler(Events.EPOCH_COMPLETED, handler, {"model": model_with(3.0)})
+    await engine.run([0], max_epochs=3)
+    assert sorted(os.listdir(tmp_path)) == ["net_model_2.pt", "net_model_3.pt"]
+    restored = model_with(0.0)
+    Checkpoint.load_objects({"model": restored}, handler.last_checkpoint)  # type: ignore[arg-type]
+    assert all(torch.all(p == 3.0) for p in restored.parameters())
+
+
+def test_load_errors_name_the_problem_and_load_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"model": model_with(2.0).state_dict()}, path)
+    model, other = model_with(0.0), model_with(0.0)
+    with pytest.raises(ValueError, match=r"lacks \['optimizer'\]"):
+        Checkpoint.load_objects({"model": model, "optimizer": torch.optim.SGD(other.parameters(), lr=1)}, path)
+    assert all(torch.all(p == 0.0) for p in model.parameters())  # nothing was loaded
+
+    data = path.read_bytes()
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"truncated\.pt is truncated or corrupt"):
+        Checkpoint.load_objects({"model": model}, truncated)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(os.urandom(1000))
+    with pytest.raises(ValueError, match=r"garbage\.pt is truncated or corrupt"):
+        Checkpoint.load_objects({"model": model}, garbage)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        Checkpoint.load_objects({"model": model}, tmp_path / "missing.pt")
+    with pytest.raises(TypeError, match="has no load_state_dict"):
+        Checkpoint.load_objects({"model": object()}, path)
+
+
+def test_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match=r"'data' \(list\) has no state_dict"):
+        Checkpoint({"model": model_with(0.0), "data": [1, 2]}, DiskSaver(tmp_path))
+    with pytest.raises(ValueError, match="n_saved must be an integer >= 1"):
+        Checkpoint({"model": model_with(0.0)}, DiskSaver(tmp_path), n_saved=0)
+    (tmp_path / "old.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"already holds \['old.pt'\]"):
+        DiskSaver(tmp_path)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(OSError, match=r"cannot create checkpoint directory .*a-file/sub"):
+        DiskSaver(blocker / "sub")
+
+
+async def test_a_score_that_is_not_a_number_fails_the_run(tmp_path: Path) -> None:
+    def accuracy(engine: Engine) -> str:
+        return "great"
+
+    engine = Engine(lambda e, b: None)
+    engine.add_event_handler(
+        Events.EPOCH_COMPLETED, Checkpoint({"model": model_with(0.0)}, DiskSaver(tmp_path), score_function=accuracy)
+    )
+    with pytest.raises(TypeError, match=r"accuracy.*'great'.*need a number"):
+        await engine.run([0])
