@@ -35,3 +35,13 @@ def _recorder(name: str, trace: list[tuple[str, int, int]]) -> Callable[[Engine]
 @pytest.fixture
 def trace() -> list[tuple[str, int, int]]:
     return []
+
+
+class Clock:
+    """A clock the test drives, to monkeypatch in place of time.monotonic or perf_counter."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

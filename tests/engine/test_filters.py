@@ -8,19 +8,12 @@ import pytest
 
 from ignite_async import Engine, Events, throttle_filter, timeout_filter
 from ignite_async.engine import filters
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.conftest import Clock
 
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
+    fake = Clock(1000.0)
     monkeypatch.setattr(filters.time, "monotonic", fake)
     return fake
 

@@ -15,21 +15,12 @@ from ignite_async import Engine, Events
 from ignite_async.handlers import EarlyStopping
 
 
-def ignite_trace(scores: list[float], **kwargs: Any) -> list[tuple[int, Any]]:
-    trainer = IgniteEngine(lambda e, b: None)
+def decisions(library: str, scores: list[float], **kwargs: Any) -> list[tuple[int, bool]]:
+    """(counter, terminate requested) after each score, with pytorch-ignite's or our EarlyStopping."""
+    engine_cls, handler_cls = (IgniteEngine, IgniteEarlyStopping) if library == "ignite" else (Engine, EarlyStopping)
+    trainer = engine_cls(lambda e, b: None)
     it = iter(scores)
-    handler = IgniteEarlyStopping(score_function=lambda e: next(it), trainer=trainer, **kwargs)
-    out = []
-    for _ in scores:
-        handler(trainer)
-        out.append((handler.counter, bool(trainer.should_terminate)))
-    return out
-
-
-def our_trace(scores: list[float], **kwargs: Any) -> list[tuple[int, Any]]:
-    trainer = Engine(lambda e, b: None)
-    it = iter(scores)
-    handler = EarlyStopping(score_function=lambda e: next(it), trainer=trainer, **kwargs)
+    handler = handler_cls(score_function=lambda e: next(it), trainer=trainer, **kwargs)
     out = []
     for _ in scores:
         handler(trainer)
@@ -46,11 +37,23 @@ def test_same_decisions_as_ignite_on_random_scores(seed: int) -> None:
     cumulative = rng.random() < 0.5
     mode = rng.choice(["max", "min"])
     delta_mode = rng.choice(["abs", "rel"])
-    ours = our_trace(
-        scores, patience=patience, min_delta=delta, cumulative_delta=cumulative, mode=mode, min_delta_mode=delta_mode
+    ours = decisions(
+        "ours",
+        scores,
+        patience=patience,
+        min_delta=delta,
+        cumulative_delta=cumulative,
+        mode=mode,
+        min_delta_mode=delta_mode,
     )
-    theirs = ignite_trace(
-        scores, patience=patience, threshold=delta, cumulative=cumulative, mode=mode, threshold_mode=delta_mode
+    theirs = decisions(
+        "ignite",
+        scores,
+        patience=patience,
+        threshold=delta,
+        cumulative=cumulative,
+        mode=mode,
+        threshold_mode=delta_mode,
     )
     assert ours == theirs
 
@@ -118,4 +121,4 @@ def test_a_score_that_is_not_a_number_is_named() -> None:
 def test_ignite_oracle_is_not_deprecated_in_our_usage() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ignite_trace([0.1, 0.2], patience=1)
+        decisions("ignite", [0.1, 0.2], patience=1)

@@ -5,14 +5,7 @@ import pytest
 from ignite_async import Engine, Events
 from ignite_async.handlers import Timer
 from ignite_async.handlers import timer as timer_module
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.conftest import Clock
 
 
 @pytest.fixture
