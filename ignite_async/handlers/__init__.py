@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from ignite_async.handlers.checkpoint import BaseSaveHandler, Checkpoint, DiskSaver, ModelCheckpoint
 from ignite_async.handlers.early_stopping import EarlyStopping
+from ignite_async.handlers.param_scheduler import (
+    ConcatScheduler,
+    CosineAnnealingScheduler,
+    CyclicalScheduler,
+    LinearCyclicalScheduler,
+    LRScheduler,
+    ParamGroupScheduler,
+    ParamScheduler,
+    PiecewiseLinear,
+    create_lr_scheduler_with_warmup,
+)
 from ignite_async.handlers.rng_states import RNGStates
 from ignite_async.handlers.terminate_on_nan import TerminateOnNan
 from ignite_async.handlers.timer import Timer
@@ -11,10 +22,19 @@ from ignite_async.handlers.timer import Timer
 __all__ = [
     "BaseSaveHandler",
     "Checkpoint",
+    "ConcatScheduler",
+    "CosineAnnealingScheduler",
+    "CyclicalScheduler",
     "DiskSaver",
     "EarlyStopping",
+    "LRScheduler",
+    "LinearCyclicalScheduler",
     "ModelCheckpoint",
+    "ParamGroupScheduler",
+    "ParamScheduler",
+    "PiecewiseLinear",
     "RNGStates",
     "TerminateOnNan",
     "Timer",
+    "create_lr_scheduler_with_warmup",
 ]

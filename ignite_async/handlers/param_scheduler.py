@@ -1,0 +1,519 @@
+"""Parameter (learning-rate) schedules, event by event, with pytorch-ignite 0.5.5's values.
+
+A scheduler sets ``param_name`` in the optimizer's param groups each time it is called, then advances
+``event_index``; attach it to ``ITERATION_STARTED`` (the default) or any event.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import numbers
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from copy import copy
+from typing import Any
+
+import torch
+from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts
+from torch.optim.lr_scheduler import LRScheduler as PyTorchLRScheduler
+
+from ignite_async.engine import Engine, Events
+
+__all__ = [
+    "ConcatScheduler",
+    "CosineAnnealingScheduler",
+    "CyclicalScheduler",
+    "LRScheduler",
+    "LinearCyclicalScheduler",
+    "ParamGroupScheduler",
+    "ParamScheduler",
+    "PiecewiseLinear",
+    "create_lr_scheduler_with_warmup",
+]
+
+Value = float | list[float]
+
+
+class _StateAttrs:
+    """``state_dict``/``load_state_dict`` over the attributes named in ``_state_attrs``."""
+
+    _state_attrs: list[str]
+
+    def state_dict(self) -> OrderedDict[str, Any]:
+        out: OrderedDict[str, Any] = OrderedDict()
+        for name in self._state_attrs:
+            if hasattr(self, name):
+                value = getattr(self, name)
+                out[name] = copy(value.state_dict() if hasattr(value, "state_dict") else value)
+        return out
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
+        missing = [name for name in self._state_attrs if name not in state_dict]
+        if missing:
+            raise ValueError(f"{type(self).__name__} state_dict lacks {missing}")
+        for name in self._state_attrs:
+            value, current = state_dict[name], getattr(self, name, None)
+            if isinstance(value, Mapping) and current is not None and hasattr(current, "load_state_dict"):
+                current.load_state_dict(value)
+            else:
+                setattr(self, name, value)
+
+
+class ParamScheduler(_StateAttrs, ABC):
+    """Base class: sets ``optimizer.param_groups[...][param_name]`` to :meth:`get_param` at each call."""
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        param_name: str,
+        save_history: bool = False,
+        param_group_index: int | None = None,
+    ) -> None:
+        if not isinstance(getattr(optimizer, "param_groups", None), Sequence):
+            raise TypeError(f"optimizer must have param_groups (a torch Optimizer), got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        self.param_name = param_name
+        self.save_history = save_history
+        self.param_group_index = param_group_index
+        self.event_index = 0
+        self._state_attrs = ["event_index", "param_name", "save_history", "param_group_index"]
+
+    @abstractmethod
+    def get_param(self) -> Value:
+        """The value for the current ``event_index``."""
+
+    def _value(self) -> Value:
+        return self.get_param()
+
+    @property
+    def optimizer_param_groups(self) -> list[dict[str, Any]]:
+        groups = self.optimizer.param_groups
+        return list(groups) if self.param_group_index is None else [groups[self.param_group_index]]
+
+    def attach(self, engine: Engine, event: Any = Events.ITERATION_STARTED) -> None:
+        engine.add_event_handler(event, self)
+
+    def __call__(self, engine: Engine | None = None, name: str | None = None) -> None:
+        value = self._value()
+        groups = self.optimizer_param_groups
+        if isinstance(value, list):
+            if len(value) != len(groups):
+                raise ValueError(f"{len(value)} values for {len(groups)} param groups")
+            for group, v in zip(groups, value, strict=True):
+                group[self.param_name] = v
+        else:
+            for group in groups:
+                group[self.param_name] = value
+        if self.save_history and engine is not None:
+            history = getattr(engine.state, "param_history", None)
+            if history is None:
+                history = {}
+                engine.state.param_history = history  # type: ignore[attr-defined]
+            history.setdefault(name or self.param_name, []).append([g[self.param_name] for g in groups])
+        self.event_index += 1
+
+    @classmethod
+    def simulate_values(cls, num_events: int, **scheduler_kwargs: Any) -> list[list[Any]]:
+        """``[event_index, value]`` for ``num_events`` calls, on a throwaway optimizer."""
+        scheduler_kwargs.pop("save_history", None)
+        scheduler_kwargs["optimizer"] = _fake_optimizer()
+        scheduler = cls(**scheduler_kwargs)
+        out = []
+        for i in range(num_events):
+            scheduler()
+            out.append([i, scheduler.optimizer_param_groups[0][scheduler.param_name]])
+        return out
+
+
+def _fake_optimizer() -> torch.optim.Optimizer:
+    return torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.0)
+
+
+class CyclicalScheduler(ParamScheduler):
+    """Cycles between ``start_value`` and ``end_value`` over ``cycle_size`` events; each cycle can grow
+    (``cycle_mult``), rescale its ends (``*_value_mult``), and end with a linear warm-up back to the start."""
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        param_name: str,
+        start_value: float,
+        end_value: float,
+        cycle_size: int,
+        cycle_mult: float = 1.0,
+        start_value_mult: float = 1.0,
+        end_value_mult: float = 1.0,
+        warmup_duration: int = 0,
+        save_history: bool = False,
+        param_group_index: int | None = None,
+    ) -> None:
+        super().__init__(optimizer, param_name, save_history, param_group_index)
+        if isinstance(cycle_size, bool) or not isinstance(cycle_size, int) or cycle_size < 2:
+            raise ValueError(f"cycle_size must be an integer >= 2, got {cycle_size!r}")
+        self.start_value = start_value
+        self.end_value = end_value
+        self.cycle_size = cycle_size
+        self.cycle_mult = cycle_mult
+        self.cycle = 0
+        self.start_value_mult = start_value_mult
+        self.end_value_mult = end_value_mult
+        self.warmup_duration = warmup_duration
+        self.total_cycle_size = warmup_duration + cycle_size
+        self._state_attrs += [
+            "start_value",
+            "end_value",
+            "cycle_size",
+            "cycle_mult",
+            "cycle",
+            "start_value_mult",
+            "end_value_mult",
+            "warmup_duration",
+            "total_cycle_size",
+        ]
+
+    def __call__(self, engine: Engine | None = None, name: str | None = None) -> None:
+        if self.event_index != 0 and self.event_index == self.cycle_size:
+            self.start_value *= self.start_value_mult
+        if self.event_index != 0 and self.event_index == self.total_cycle_size:
+            self.event_index = 0
+            self.cycle_size = int(self.cycle_size * self.cycle_mult)
+            self.warmup_duration = int(self.warmup_duration * self.cycle_mult)
+            self.total_cycle_size = self.warmup_duration + self.cycle_size
+            self.cycle += 1
+            self.end_value *= self.end_value_mult
+        super().__call__(engine, name)
+
+    def _value(self) -> Value:
+        if self.event_index > self.cycle_size:  # the warm-up at the end of a cycle
+            progress = (self.event_index - self.cycle_size) / self.warmup_duration
+            return self.end_value + (self.start_value - self.end_value) * progress
+        return self.get_param()
+
+
+class LinearCyclicalScheduler(CyclicalScheduler):
+    """Linear from ``start_value`` to ``end_value`` and back within each cycle (or one way with ``monotonic``).
+
+    >>> from ignite_async.handlers import LinearCyclicalScheduler
+    >>> values = LinearCyclicalScheduler.simulate_values(6, param_name="lr", start_value=1.0, end_value=0.0,
+    ...                                                  cycle_size=4)
+    >>> [v for _, v in values]
+    [1.0, 0.5, 0.0, 0.5, 1.0, 0.5]
+    """
+
+    def __init__(self, *args: Any, monotonic: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.monotonic = monotonic
+        if self.warmup_duration > 0 and not monotonic:
+            raise ValueError("warmup_duration > 0 needs monotonic=True")
+
+    def get_param(self) -> float:
+        progress = self.event_index / self.cycle_size
+        if self.monotonic:
+            return self.start_value + (self.end_value - self.start_value) * progress
+        return self.end_value + (self.start_value - self.end_value) * abs(progress - 0.5) * 2
+
+
+class CosineAnnealingScheduler(CyclicalScheduler):
+    """Half a cosine from ``start_value`` to ``end_value`` within each cycle (SGDR with restarts)."""
+
+    def get_param(self) -> float:
+        progress = self.event_index / self.cycle_size
+        return self.start_value + ((self.end_value - self.start_value) / 2) * (1 - math.cos(math.pi * progress))
+
+
+class PiecewiseLinear(ParamScheduler):
+    """Linear between ``(event, value)`` milestones, constant before the first and after the last.
+
+    >>> from ignite_async.handlers import PiecewiseLinear
+    >>> values = PiecewiseLinear.simulate_values(6, param_name="lr", milestones_values=[(1, 1.0), (3, 0.0)])
+    >>> [v for _, v in values]
+    [1.0, 1.0, 0.5, 0.0, 0.0, 0.0]
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        param_name: str,
+        milestones_values: Sequence[tuple[int, float]],
+        save_history: bool = False,
+        param_group_index: int | None = None,
+    ) -> None:
+        super().__init__(optimizer, param_name, save_history, param_group_index)
+        if not isinstance(milestones_values, Sequence) or not milestones_values:
+            raise ValueError(f"milestones_values must be a non-empty list of (event, value), got {milestones_values!r}")
+        self.milestones: list[int] = []
+        self.values: list[float] = []
+        for pair in milestones_values:
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise ValueError(f"milestones_values must hold (event, value) pairs, got {pair!r}")
+            if isinstance(pair[0], bool) or not isinstance(pair[0], numbers.Integral):
+                raise TypeError(f"a milestone must be an integer, got {pair[0]!r}")
+            if self.milestones and pair[0] < self.milestones[-1]:
+                raise ValueError(f"milestones must not decrease: {pair[0]} after {self.milestones[-1]}")
+            self.milestones.append(int(pair[0]))
+            self.values.append(pair[1])
+        self._index = 0
+        self._state_attrs += ["values", "milestones", "_index"]
+
+    def _segment(self) -> tuple[int, int, float, float]:
+        i = self.event_index
+        if i < self.milestones[0]:
+            return i - 1, i, self.values[0], self.values[0]
+        if i >= self.milestones[-1]:
+            return i, i + 1, self.values[-1], self.values[-1]
+        while not self.milestones[self._index] <= i < self.milestones[self._index + 1]:
+            self._index += 1
+        k = self._index
+        return self.milestones[k], self.milestones[k + 1], self.values[k], self.values[k + 1]
+
+    def get_param(self) -> float:
+        start, end, start_value, end_value = self._segment()
+        return start_value + (end_value - start_value) * (self.event_index - start) / (end - start)
+
+
+class ParamGroupScheduler(_StateAttrs):
+    """Several schedulers, one per param group, called together."""
+
+    def __init__(
+        self, schedulers: Sequence[ParamScheduler], names: Sequence[str] | None = None, save_history: bool = False
+    ) -> None:
+        if not schedulers or not all(isinstance(s, ParamScheduler) for s in schedulers):
+            raise TypeError(f"schedulers must be a non-empty list of ParamScheduler, got {schedulers!r}")
+        if names is not None and len(names) != len(schedulers):
+            raise ValueError(f"{len(names)} names for {len(schedulers)} schedulers")
+        self.schedulers = list(schedulers)
+        self.names = list(names) if names is not None else [s.param_name for s in schedulers]
+        self.optimizer = [s.optimizer for s in schedulers]
+        self.param_name = [s.param_name for s in schedulers]
+        self.save_history = save_history
+        self._state_attrs = []
+
+    @property
+    def save_history(self) -> bool:
+        return self._save_history
+
+    @save_history.setter
+    def save_history(self, value: bool) -> None:
+        self._save_history = value
+        for s in self.schedulers:
+            s.save_history = value
+
+    @property
+    def optimizer_param_groups(self) -> list[dict[str, Any]]:
+        return [group for s in self.schedulers for group in s.optimizer_param_groups]
+
+    def __call__(self, engine: Engine | None = None, name: str | None = None) -> None:
+        for scheduler, scheduler_name in zip(self.schedulers, self.names, strict=True):
+            scheduler(engine, scheduler_name)
+
+    def get_param(self) -> list[Value]:
+        return [s.get_param() for s in self.schedulers]
+
+    def state_dict(self) -> OrderedDict[str, Any]:
+        states = [(name, s.state_dict()) for name, s in zip(self.names, self.schedulers, strict=True)]
+        return OrderedDict([("schedulers", states)])
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        saved = state_dict.get("schedulers")
+        if not isinstance(saved, list) or len(saved) != len(self.schedulers):
+            raise ValueError(f"ParamGroupScheduler state_dict needs {len(self.schedulers)} schedulers' states")
+        for scheduler, (_, sd) in zip(self.schedulers, saved, strict=True):
+            scheduler.load_state_dict(sd)
+
+
+AnyScheduler = ParamScheduler | ParamGroupScheduler
+
+
+class ConcatScheduler(ParamScheduler):
+    """Run ``schedulers`` one after the other, the i-th for ``durations[i]`` events (the last until the end)."""
+
+    def __init__(
+        self, schedulers: Sequence[AnyScheduler], durations: Sequence[int], save_history: bool = False
+    ) -> None:
+        if not isinstance(schedulers, Sequence) or len(schedulers) < 2:
+            raise ValueError(f"ConcatScheduler needs at least two schedulers, got {schedulers!r}")
+        if not isinstance(durations, Sequence) or not all(
+            isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in durations
+        ):
+            raise ValueError(f"durations must be a list of integers, got {durations!r}")
+        if len(schedulers) != len(durations) + 1:
+            raise ValueError(f"{len(schedulers)} schedulers need {len(schedulers) - 1} durations, got {len(durations)}")
+        for i, s in enumerate(schedulers):
+            if not isinstance(s, (ParamScheduler, ParamGroupScheduler)):
+                raise TypeError(f"schedulers[{i}] is not a parameter scheduler: {s!r}")
+        optimizers = {
+            id(o): o for s in schedulers for o in (s.optimizer if isinstance(s.optimizer, list) else [s.optimizer])
+        }
+        names = set(
+            itertools.chain.from_iterable(
+                s.param_name if isinstance(s.param_name, list) else [s.param_name] for s in schedulers
+            )
+        )
+        if len(optimizers) != 1:
+            raise ValueError("the schedulers must all drive the same optimizer")
+        if len(names) != 1:
+            raise ValueError("the schedulers must all drive the same parameter")
+        self.schedulers = list(schedulers)
+        self.durations = list(durations)
+        super().__init__(next(iter(optimizers.values())), names.pop(), save_history)
+        for s in self.schedulers:
+            s.save_history = save_history
+        self._scheduler_index = 0
+        self._select()
+        self._state_attrs += ["_current_duration", "durations", "_scheduler_index"]
+
+    def _select(self) -> None:
+        self._current = self.schedulers[self._scheduler_index]
+        self._current_duration = (
+            self.durations[self._scheduler_index] if self._scheduler_index < len(self.durations) else -1
+        )
+
+    def __call__(self, engine: Engine | None = None, name: str | None = None) -> None:
+        if self._current_duration == 0:
+            self._scheduler_index += 1
+            self._select()
+        self._current(engine, name)
+        self._current_duration -= 1
+
+    @property
+    def optimizer_param_groups(self) -> list[dict[str, Any]]:
+        return self._current.optimizer_param_groups
+
+    def get_param(self) -> Any:
+        return self._current.get_param()
+
+    def state_dict(self) -> OrderedDict[str, Any]:
+        out = super().state_dict()
+        out["schedulers"] = [s.state_dict() for s in self.schedulers]
+        return out
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        saved = state_dict.get("schedulers") if isinstance(state_dict, Mapping) else None
+        if not isinstance(saved, list) or len(saved) != len(self.schedulers):
+            raise ValueError(f"ConcatScheduler state_dict needs {len(self.schedulers)} schedulers' states")
+        for s, sd in zip(self.schedulers, saved, strict=True):
+            s.load_state_dict(sd)
+        super().load_state_dict(state_dict)
+        self._current = self.schedulers[self._scheduler_index]
+
+    @classmethod
+    def simulate_values(  # type: ignore[override]
+        cls, num_events: int, schedulers: Sequence[AnyScheduler], durations: Sequence[int], **kwargs: Any
+    ) -> list[list[Any]]:
+        """Values of the concatenation for ``num_events`` events, leaving ``schedulers`` as they were."""
+        saved = [(s.state_dict(), [dict(g) for g in s.optimizer_param_groups]) for s in schedulers]
+        concat = cls(schedulers, durations)
+        out = []
+        for i in range(num_events):
+            concat()
+            out.append([i, concat.optimizer_param_groups[0][concat.param_name]])
+        for s, (sd, groups) in zip(schedulers, saved, strict=True):
+            s.load_state_dict(sd)
+            for group, before in zip(s.optimizer_param_groups, groups, strict=True):
+                group.update(before)
+        return out
+
+
+class LRScheduler(ParamScheduler):
+    """Drive a ``torch.optim.lr_scheduler`` from events, as pytorch-ignite's wrapper does (the value for
+    event ``i`` is the scheduler's value at epoch ``i``; attach it to ``ITERATION_STARTED``).
+
+    >>> import torch
+    >>> from ignite_async.handlers import LRScheduler
+    >>> optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    >>> scheduler = LRScheduler(torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5))
+    >>> lrs = []
+    >>> for _ in range(5):
+    ...     scheduler()
+    ...     lrs.append(optimizer.param_groups[0]["lr"])
+    >>> lrs
+    [0.1, 0.1, 0.05, 0.05, 0.025]
+    """
+
+    def __init__(self, lr_scheduler: PyTorchLRScheduler, save_history: bool = False, use_legacy: bool = False) -> None:
+        if not isinstance(lr_scheduler, PyTorchLRScheduler):
+            raise TypeError(f"lr_scheduler must be a torch.optim.lr_scheduler scheduler, got {type(lr_scheduler)}")
+        if isinstance(lr_scheduler, CosineAnnealingWarmRestarts):
+            raise TypeError("CosineAnnealingWarmRestarts is not supported yet: use CosineAnnealingScheduler")
+        self.lr_scheduler = lr_scheduler
+        super().__init__(lr_scheduler.optimizer, "lr", save_history)
+        if use_legacy:
+            self.lr_scheduler.last_epoch += 1
+        self._state_attrs += ["lr_scheduler"]
+
+    def __call__(self, engine: Engine | None = None, name: str | None = None) -> None:
+        super().__call__(engine, name)
+        self.lr_scheduler.last_epoch += 1
+
+    def get_param(self) -> Any:
+        # get_lr() computes the value for last_epoch; torch warns unless called "within step()".
+        self.lr_scheduler._get_lr_called_within_step = True
+        try:
+            lrs = self.lr_scheduler.get_lr()
+        finally:
+            self.lr_scheduler._get_lr_called_within_step = False
+        return lrs[0] if len(lrs) == 1 else lrs
+
+
+def create_lr_scheduler_with_warmup(
+    lr_scheduler: ParamScheduler | PyTorchLRScheduler,
+    warmup_start_value: float,
+    warmup_duration: int,
+    warmup_end_value: float | None = None,
+    save_history: bool = False,
+) -> ConcatScheduler:
+    """A linear warm-up from ``warmup_start_value`` over ``warmup_duration`` events, then ``lr_scheduler``.
+
+    The warm-up ends at ``warmup_end_value`` (default: the optimizer's lr); values as pytorch-ignite's.
+
+    >>> import torch
+    >>> from torch.optim.lr_scheduler import ExponentialLR
+    >>> from ignite_async.handlers import create_lr_scheduler_with_warmup
+    >>> optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    >>> scheduler = create_lr_scheduler_with_warmup(ExponentialLR(optimizer, gamma=0.5), 0.0, warmup_duration=3)
+    >>> lrs = []
+    >>> for _ in range(5):
+    ...     scheduler()
+    ...     lrs.append(round(optimizer.param_groups[0]["lr"], 4))
+    >>> lrs
+    [0.0, 0.05, 0.1, 0.05, 0.025]
+    """
+    if not isinstance(lr_scheduler, (ParamScheduler, PyTorchLRScheduler)):
+        raise TypeError(f"lr_scheduler must be a ParamScheduler or a torch scheduler, got {type(lr_scheduler)}")
+    if isinstance(warmup_duration, bool) or not isinstance(warmup_duration, int):
+        raise TypeError(f"warmup_duration must be an integer, got {warmup_duration!r}")
+    if warmup_duration < 2:
+        raise ValueError(f"warmup_duration must be at least 2 events, got {warmup_duration}")
+    warmups: list[ParamScheduler] = []
+    milestones: list[tuple[int, float]] = []
+    after: ParamScheduler | PyTorchLRScheduler = lr_scheduler
+    for index, group in enumerate(lr_scheduler.optimizer.param_groups):
+        end_value = group["lr"] if warmup_end_value is None else warmup_end_value
+        milestones = [(0, warmup_start_value), (warmup_duration - 1, end_value)]
+        if isinstance(after, PyTorchLRScheduler):
+            initial = group["lr"]
+            if initial != end_value:  # one more event to go from the warm-up's end to the scheduler's start
+                milestones.append((warmup_duration, initial))
+            after.last_epoch += 1
+            after = LRScheduler(after, save_history=save_history)
+        elif after.get_param() == end_value:  # the scheduler starts where the warm-up ends: do not repeat it
+            if warmup_duration > 2:
+                step = (end_value - warmup_start_value) / (warmup_duration - 1)
+                milestones[-1] = (warmup_duration - 2, end_value - step)
+            else:
+                milestones.pop(-1)
+        warmups.append(
+            PiecewiseLinear(
+                lr_scheduler.optimizer, "lr", milestones, param_group_index=index, save_history=save_history
+            )
+        )
+    assert isinstance(after, ParamScheduler)
+    return ConcatScheduler(
+        [ParamGroupScheduler(warmups, save_history=save_history), after],
+        durations=[milestones[-1][0] + 1],
+        save_history=save_history,
+    )
