@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,3 +45,40 @@ async def test_concurrent_evaluation_equals_blocking_evaluation_of_the_same_weig
     # The snapshots really differ, and the first evaluation ended while the trainer was still training.
     assert results[1]["mse"] != results[6]["mse"]
     assert results[1]["started_at_iteration"] < results[1]["finished_at_iteration"] < 6 * 32
+
+
+def test_sigterm_writes_a_final_checkpoint_and_resume_is_exact(tmp_path: Path) -> None:
+    script = ROOT / "examples" / "resumable.py"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def run(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(script), "--dir", str(directory), "--epochs", "8", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=True,
+        )
+
+    run(tmp_path / "straight")
+    with subprocess.Popen(
+        [sys.executable, str(script), "--dir", str(tmp_path / "stopped"), "--epochs", "8"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("epoch 1 ")  # training is under way: now the signal
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert "received SIGTERM" in out
+    assert "stopped at iteration" in out
+    assert not (tmp_path / "stopped" / "final_weights.pt").exists()
+
+    resumed = run(tmp_path / "stopped", "--resume")
+    assert "resumed from checkpoint_" in resumed.stdout
+    straight = torch.load(tmp_path / "straight" / "final_weights.pt", weights_only=True)
+    after_resume = torch.load(tmp_path / "stopped" / "final_weights.pt", weights_only=True)
+    assert all(torch.equal(straight[k], after_resume[k]) for k in straight)
