@@ -144,8 +144,6 @@ async def run_body(engine: Engine) -> None:
     e = engine
     state = e.state
     handlers = e._event_handlers  # the dict itself never changes, only its lists
-    process = e._process_function
-    process_is_async = e._process_is_async
     e._clear_stop_requests()
     state.times["EPOCH_COMPLETED"] = 0.0
     state.times["COMPLETED"] = 0.0
@@ -156,6 +154,9 @@ async def run_body(engine: Engine) -> None:
     try:
         try:
             await e._fire_event(STARTED)
+            # Read after STARTED: its handlers may wrap the process function (HandlersTimeProfiler does).
+            process = e._process_function
+            process_is_async = e._process_is_async
             if e._stop_requested and await _stop_point(e):
                 await _pause()
             while not e._is_done(state) and not e._should_terminate:

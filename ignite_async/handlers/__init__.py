@@ -15,6 +15,7 @@ from ignite_async.handlers.param_scheduler import (
     PiecewiseLinear,
     create_lr_scheduler_with_warmup,
 )
+from ignite_async.handlers.profiler import HandlersTimeProfiler
 from ignite_async.handlers.progress import ProgressBar
 from ignite_async.handlers.rng_states import RNGStates
 from ignite_async.handlers.terminate_on_nan import TerminateOnNan
@@ -28,6 +29,7 @@ __all__ = [
     "CyclicalScheduler",
     "DiskSaver",
     "EarlyStopping",
+    "HandlersTimeProfiler",
     "LRScheduler",
     "LinearCyclicalScheduler",
     "ModelCheckpoint",
