@@ -22,6 +22,7 @@ import time
 import types
 import warnings
 from collections.abc import Coroutine, Generator
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -234,8 +235,8 @@ async def run_body(engine: Engine) -> None:
                             state.output = await process(e, state.batch)
                         else:
                             output = process(e, state.batch)
-                            if output is not None and hasattr(type(output), "__await__"):
-                                output = await output  # a sync function that returned a coroutine
+                            if type(output) is CoroutineType:  # a sync function that returned a coroutine
+                                output = await output
                             state.output = output
                         e.last_event_name = ITERATION_COMPLETED
                         if h := handlers.get("ITERATION_COMPLETED"):

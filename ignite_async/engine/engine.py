@@ -8,6 +8,7 @@ import numbers
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from types import CoroutineType
 from typing import Any
 
 import anyio
@@ -329,7 +330,7 @@ class Engine:
                 continue
             if is_async:
                 await fn(*args, **kwargs)
-            elif (result := fn(*args, **kwargs)) is not None and hasattr(type(result), "__await__"):
+            elif type(result := fn(*args, **kwargs)) is CoroutineType:
                 await result  # e.g. lambda engine: evaluator.run(data), ported from pytorch-ignite
 
     async def _call_handlers_with(
@@ -342,7 +343,7 @@ class Engine:
             head = (self, *event_args) if info.passes_engine else event_args
             extra = {k: v for k, v in event_kwargs.items() if k in info.accepted_event_kwargs}
             result = fn(*head, *info.args, **kwargs, **extra)
-            if is_async or (result is not None and hasattr(type(result), "__await__")):
+            if is_async or type(result) is CoroutineType:
                 await result
 
     # ------------------------------------------------------------------ stopping
