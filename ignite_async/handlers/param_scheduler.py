@@ -437,9 +437,9 @@ class LRScheduler(ParamScheduler):
     def __init__(self, lr_scheduler: PyTorchLRScheduler, save_history: bool = False, use_legacy: bool = False) -> None:
         if not isinstance(lr_scheduler, PyTorchLRScheduler):
             raise TypeError(f"lr_scheduler must be a torch.optim.lr_scheduler scheduler, got {type(lr_scheduler)}")
-        if isinstance(lr_scheduler, CosineAnnealingWarmRestarts):
-            raise TypeError("CosineAnnealingWarmRestarts is not supported yet: use CosineAnnealingScheduler")
-        self.lr_scheduler = lr_scheduler
+        self.lr_scheduler: Any = (
+            _WarmRestarts(lr_scheduler) if isinstance(lr_scheduler, CosineAnnealingWarmRestarts) else lr_scheduler
+        )
         super().__init__(lr_scheduler.optimizer, "lr", save_history)
         if use_legacy:
             self.lr_scheduler.last_epoch += 1
@@ -457,6 +457,45 @@ class LRScheduler(ParamScheduler):
         finally:
             self.lr_scheduler._get_lr_called_within_step = False
         return lrs[0] if len(lrs) == 1 else lrs
+
+
+class _WarmRestarts:
+    """CosineAnnealingWarmRestarts driven by ``last_epoch`` like the other torch schedulers: its own
+    ``get_lr`` reads ``T_cur``, which only its ``step()`` advances, so the cycle bookkeeping is done here."""
+
+    def __init__(self, scheduler: CosineAnnealingWarmRestarts) -> None:
+        self._scheduler = scheduler
+
+    @property
+    def last_epoch(self) -> int:
+        return int(self._scheduler.last_epoch)
+
+    @last_epoch.setter
+    def last_epoch(self, value: int) -> None:
+        self._scheduler.last_epoch = value
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self._scheduler.optimizer
+
+    def state_dict(self) -> dict[str, Any]:
+        return self._scheduler.state_dict()
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        self._scheduler.load_state_dict(dict(state_dict))
+
+    def get_lr(self) -> list[Any]:
+        s = self._scheduler
+        if self.last_epoch < 0:
+            epoch = 0
+        else:
+            epoch = self.last_epoch + 1
+            s.T_cur = s.T_cur + 1
+            if s.T_cur >= s.T_i:
+                s.T_cur = s.T_cur - s.T_i
+                s.T_i = s.T_i * s.T_mult
+        self.last_epoch = epoch
+        return [s.eta_min + (base - s.eta_min) * (1 + math.cos(math.pi * s.T_cur / s.T_i)) / 2 for base in s.base_lrs]
 
 
 def create_lr_scheduler_with_warmup(

@@ -376,3 +376,35 @@ async def test_a_score_that_is_not_a_number_fails_the_run(tmp_path: Path) -> Non
     )
     with pytest.raises(TypeError, match=r"accuracy.*'great'.*need a number"):
         await engine.run([0])
+
+
+async def test_handlers_schedulers_scalers_and_the_checkpoint_itself_round_trip(tmp_path: Path) -> None:
+    from ignite_async.handlers import EarlyStopping, LRScheduler
+
+    def objects() -> dict[str, Any]:
+        model = model_with(1.0)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        trainer = Engine(lambda e, b: None)
+        return {
+            "trainer": trainer,
+            "scheduler": LRScheduler(torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)),
+            "stopper": EarlyStopping(patience=3, score_function=lambda e: 0.0, trainer=trainer),
+            "scaler": torch.amp.GradScaler("cpu", init_scale=1024.0),
+        }
+
+    saved = objects()
+    saved["stopper"].counter, saved["stopper"].best_score = 2, 0.75
+    trainer = saved["trainer"]
+    trainer.add_event_handler(Events.ITERATION_STARTED, saved["scheduler"])
+    checkpointer = Checkpoint(saved, DiskSaver(tmp_path), include_self=True)
+    trainer.add_event_handler(Events.COMPLETED, checkpointer)
+    await trainer.run(range(5))
+
+    loaded = objects()
+    again = Checkpoint(loaded, DiskSaver(tmp_path, require_empty=False), include_self=True)
+    Checkpoint.load_objects({**loaded, "checkpointer": again}, checkpointer.last_checkpoint)  # type: ignore[arg-type]
+    assert loaded["trainer"].state.iteration == 5
+    assert loaded["scheduler"].event_index == 5
+    assert (loaded["stopper"].counter, loaded["stopper"].best_score) == (2, 0.75)
+    assert loaded["scaler"].get_scale() == 1024.0
+    assert again.last_checkpoint == checkpointer.last_checkpoint

@@ -78,6 +78,7 @@ TORCH_SCHEDULERS: list[Callable[[torch.optim.Optimizer], Any]] = [
     lambda opt: torch_schedulers.MultiStepLR(opt, milestones=[2, 5, 9], gamma=0.3),
     lambda opt: torch_schedulers.LambdaLR(opt, lr_lambda=lambda e: 1.0 / (e + 1)),
     lambda opt: torch_schedulers.CosineAnnealingLR(opt, T_max=7, eta_min=0.001),
+    lambda opt: torch_schedulers.CosineAnnealingWarmRestarts(opt, T_0=4, T_mult=2, eta_min=0.001),
 ]
 
 
