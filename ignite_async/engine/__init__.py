@@ -19,6 +19,7 @@ from ignite_async.engine.events import (
 )
 from ignite_async.engine.filters import EventFilter, throttle_filter, timeout_filter
 from ignite_async.engine.state import State
+from ignite_async.engine.streams import EventStream
 
 __all__ = [
     "BackgroundHandler",
@@ -28,6 +29,7 @@ __all__ = [
     "EngineStatistics",
     "EventEnum",
     "EventFilter",
+    "EventStream",
     "Events",
     "EventsList",
     "RemovableEventHandle",

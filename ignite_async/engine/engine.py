@@ -32,6 +32,7 @@ from ignite_async.engine.events import (
     RemovableEventHandle,
 )
 from ignite_async.engine.state import DEFAULT_EVENT_TO_ATTR, State
+from ignite_async.engine.streams import EventStream
 
 __all__ = ["Engine"]
 
@@ -137,6 +138,9 @@ class Engine:
         self._background_handlers: list[BackgroundHandler] = []
         self._completed_iteration = 0
         self._cancelling = False  # INTERRUPT handlers are running because the run was cancelled
+        # Awaited when a run ends however it ends (not when it pauses): loggers flush, event streams close.
+        # Not an event: a handler on EXCEPTION_RAISED would swallow the run's errors.
+        self._run_end_callbacks: list[Callable[[], Awaitable[None]]] = []
         #: Seconds that INTERRUPT handlers get, shielded, when the run is cancelled from outside.
         self.cancel_grace_period = 10.0
 
@@ -570,6 +574,22 @@ class Engine:
             raise ValueError(f"prefetch must be an integer >= 0, got {prefetch}")
         self._prepare_run(data, max_epochs, epoch_length, max_iters)
         self._prefetch = prefetch
+        try:
+            return await self._run_in_task_group()
+        finally:
+            if self._run_generator is None:  # the run ended (not paused): tell who waits for that
+                await self._notify_run_end()
+
+    async def _notify_run_end(self) -> None:
+        # Shielded and bounded, like INTERRUPT on cancellation: loggers flush, streams close.
+        with anyio.move_on_after(self.cancel_grace_period, shield=True):
+            for callback in list(self._run_end_callbacks):
+                try:
+                    await callback()
+                except Exception:
+                    self.logger.exception("An end-of-run callback failed")
+
+    async def _run_in_task_group(self) -> State:
         if self._run_generator is None:
             self._run_generator = run_body(self)
         self._running = True
@@ -639,6 +659,26 @@ class Engine:
         handle = TaskHandle(describe(async_fn))
         self._start_task(handle._run, async_fn, args)
         return handle
+
+    def subscribe(self, event: Any, *, buffer: int = 100) -> EventStream:
+        """A stream of state snapshots at each firing of ``event``, until the run ends.
+
+        A slow consumer never blocks training: past ``buffer`` waiting snapshots the oldest is dropped
+        (counted in ``stream.dropped``).
+
+        :raises ValueError: if ``event`` is not registered, or ``buffer < 1``.
+
+        >>> import asyncio
+        >>> from ignite_async import Engine, Events
+        >>> async def main():
+        ...     engine = Engine(lambda e, b: b)
+        ...     async with asyncio.TaskGroup() as tg, engine.subscribe(Events.EPOCH_COMPLETED) as stream:
+        ...         tg.create_task(engine.run([1, 2], max_epochs=3))
+        ...         return [state.epoch async for state in stream]
+        >>> asyncio.run(main())
+        [1, 2, 3]
+        """
+        return EventStream(self, event, buffer)
 
     def statistics(self) -> EngineStatistics:
         """Tasks running now and, per background handler, fired/started/completed/failed/skipped/coalesced
