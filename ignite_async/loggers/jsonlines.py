@@ -1,0 +1,109 @@
+"""Records as JSON lines in a file."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import anyio.to_thread
+
+from ignite_async.engine import Engine
+from ignite_async.engine.background import BackgroundHandler
+from ignite_async.loggers.base import BaseLogger, Record
+
+__all__ = ["JSONLinesLogger", "read_jsonl"]
+
+
+class JSONLinesLogger(BaseLogger):
+    """One JSON object per line (``tag``, ``name``, ``step``, ``value``, ``time``), appended to ``path``.
+
+    Writes happen in a worker thread, at most one at a time; each takes every record collected so far,
+    so nothing is lost and the loop never waits. Each write is whole lines, flushed; a crash can leave at
+    most the last line partial, which :func:`read_jsonl` skips. Flushed (and fsynced) when a run ends and
+    when the logger is closed.
+
+    :raises OSError: naming the directory if it cannot be created.
+
+    >>> import asyncio, tempfile
+    >>> from pathlib import Path
+    >>> from ignite_async import Engine, Events
+    >>> from ignite_async.loggers import JSONLinesLogger, read_jsonl
+    >>> path = Path(tempfile.mkdtemp()) / "run" / "metrics.jsonl"
+    >>> async def main():
+    ...     engine = Engine(lambda e, b: 0.5 * b)
+    ...     async with JSONLinesLogger(path) as logger:
+    ...         logger.attach_output_handler(engine, Events.ITERATION_COMPLETED, "train",
+    ...                                      output_transform=lambda loss: {"loss": loss})
+    ...         await engine.run([1, 2, 3])
+    >>> asyncio.run(main())
+    >>> [(r["step"], r["value"]) for r in read_jsonl(path)]
+    [(1, 0.5), (2, 1.0), (3, 1.5)]
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot create the directory for {self.path}: {exc.strerror}") from exc
+        self._file: IO[str] | None = None  # opened at the first write
+        self._closed = False
+        self._lock = threading.Lock()
+        self._pending: list[Record] = []
+        self._writer = BackgroundHandler(self._write_pending, limit=1, when_busy="latest")
+
+    async def _ship(self, engine: Engine, records: list[Record]) -> None:
+        with self._lock:
+            self._pending += records
+        if engine._task_group is not None and not engine._cancelling:
+            await self._writer.submit(engine, (), {})
+        else:
+            await anyio.to_thread.run_sync(self._write_pending)
+
+    def _write_pending(self, durable: bool = False) -> None:
+        with self._lock:
+            records, self._pending = self._pending, []
+            if self._closed:
+                if records:
+                    raise RuntimeError(f"JSONLinesLogger({self.path}) is closed")
+                return
+            if records and self._file is None:
+                self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            if self._file is None:
+                return
+            if records:
+                self._file.write("".join(json.dumps(r.as_dict()) + "\n" for r in records))
+            self._file.flush()
+            if durable:
+                os.fsync(self._file.fileno())
+
+    async def flush(self) -> None:
+        await anyio.to_thread.run_sync(self._write_pending, True)
+
+    async def close(self) -> None:
+        await self.flush()
+        with self._lock:
+            self._closed = True
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    """The records of a JSON-lines file, skipping a partial last line left by a crash."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    for i, line in enumerate(lines):
+        if not line:
+            continue
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:  # the last line, cut short: skip it
+                return
+            raise ValueError(f"{path}: line {i + 1} is not JSON") from None

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from ignite_async import Engine, Events
+from ignite_async.loggers import JSONLinesLogger, read_jsonl
+
+pytestmark = pytest.mark.anyio
+
+
+def training() -> tuple[Engine, torch.optim.Optimizer]:
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.5)
+
+    def step(engine: Engine, batch: int) -> dict[str, Any]:
+        return {"loss": 1.0 / engine.state.iteration, "parts": torch.tensor([1.0, 2.0])}
+
+    engine = Engine(step)
+
+    @engine.on(Events.EPOCH_COMPLETED)
+    def validate(engine: Engine) -> None:
+        engine.state.metrics["accuracy"] = 0.5 * engine.state.epoch
+
+    return engine, optimizer
+
+
+async def test_output_metrics_and_optimizer_params_become_records(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "run" / "metrics.jsonl"
+    engine, optimizer = training()
+    async with JSONLinesLogger(path) as logger:
+        logger.attach_output_handler(
+            engine, Events.ITERATION_COMPLETED, "train", output_transform=lambda out: {"loss": out["loss"]}
+        )
+        logger.attach_output_handler(
+            engine, Events.ITERATION_COMPLETED(every=3), "train", output_transform=lambda o: o["parts"]
+        )
+        logger.attach_output_handler(engine, Events.EPOCH_COMPLETED, "val", metric_names=["accuracy"])
+        logger.attach_opt_params_handler(engine, Events.EPOCH_STARTED, optimizer)
+        await engine.run(range(3), max_epochs=2)
+    records = list(read_jsonl(path))
+    assert set(records[0]) == {"tag", "name", "step", "value", "time"}
+    losses = [(r["step"], r["value"]) for r in records if r["name"] == "loss"]
+    assert losses == [(i, 1.0 / i) for i in range(1, 7)]
+    parts = [(r["name"], r["step"]) for r in records if r["name"].startswith("output/")]
+    assert parts == [("output/0", 3), ("output/1", 3), ("output/0", 6), ("output/1", 6)]
+    assert [(r["tag"], r["step"], r["value"]) for r in records if r["name"] == "accuracy"] == [
+        ("val", 1, 0.5),
+        ("val", 2, 1.0),
+    ]
+    assert [(r["name"], r["step"], r["value"]) for r in records if r["tag"] == "optimizer"] == [
+        ("lr/group0", 1, 0.5),
+        ("lr/group0", 2, 0.5),
+    ]
+
+
+async def test_a_long_run_loses_nothing_and_a_failed_run_is_flushed(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    logger = JSONLinesLogger(path)
+
+    def step(engine: Engine, batch: int) -> float:
+        if batch == 2500:
+            raise KeyError("bad batch")
+        return float(batch)
+
+    engine = Engine(step)
+    logger.attach_output_handler(engine, Events.ITERATION_COMPLETED, "train", output_transform=lambda x: x)
+    with pytest.raises(KeyError):
+        await engine.run(range(3000))
+    # Flushed when the run ended, before close: every record up to the failure is in the file.
+    assert [r["step"] for r in read_jsonl(path)] == list(range(1, 2501))
+    await logger.close()
+
+
+async def test_missing_metrics_are_named_at_the_first_firing(tmp_path: Path) -> None:
+    engine, _ = training()
+    async with JSONLinesLogger(tmp_path / "m.jsonl") as logger:
+        logger.attach_output_handler(engine, Events.EPOCH_COMPLETED, "val", metric_names=["accuracy", "f1"])
+        with pytest.raises(KeyError, match=r"\['f1'\]"):
+            await engine.run(range(3))
+
+
+def test_bad_arguments(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(OSError, match=r"cannot create the directory for .*a-file/sub/m\.jsonl"):
+        JSONLinesLogger(blocker / "sub" / "m.jsonl")
+    logger = JSONLinesLogger(tmp_path / "m.jsonl")
+    engine = Engine(lambda e, b: None)
+    with pytest.raises(ValueError, match="nothing to log"):
+        logger.attach_output_handler(engine, Events.EPOCH_COMPLETED, "val")
+    with pytest.raises(TypeError, match="metric_names"):
+        logger.attach_output_handler(engine, Events.EPOCH_COMPLETED, "val", metric_names="accuracy")
+    with pytest.raises(TypeError, match="param_groups"):
+        logger.attach_opt_params_handler(engine, Events.EPOCH_COMPLETED, object())  # type: ignore[arg-type]
+
+
+def test_reader_skips_a_partial_last_line_only(tmp_path: Path) -> None:
+    good = json.dumps({"tag": "t", "name": "loss", "step": 1, "value": 0.5, "time": 0.0})
+    path = tmp_path / "crashed.jsonl"
+    path.write_text(good + "\n" + good[: len(good) // 2])
+    assert len(list(read_jsonl(path))) == 1
+    path.write_text(good[:10] + "\n" + good + "\n")
+    with pytest.raises(ValueError, match="line 1 is not JSON"):
+        list(read_jsonl(path))
