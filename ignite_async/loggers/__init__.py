@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from ignite_async.loggers.base import BaseLogger, Record
+from ignite_async.loggers.http import HTTPLogger, HTTPLoggerError, HTTPLoggerStatistics
 from ignite_async.loggers.jsonlines import JSONLinesLogger, read_jsonl
 
-__all__ = ["BaseLogger", "JSONLinesLogger", "Record", "read_jsonl"]
+__all__ = [
+    "BaseLogger",
+    "HTTPLogger",
+    "HTTPLoggerError",
+    "HTTPLoggerStatistics",
+    "JSONLinesLogger",
+    "Record",
+    "read_jsonl",
+]

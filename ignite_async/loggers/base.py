@@ -131,7 +131,7 @@ class BaseLogger(ABC):
         engine.add_event_handler(event_name, log)
         if id(engine) not in self._watched:
             self._watched.add(id(engine))
-            engine._run_end_callbacks.append(self.flush)
+            engine._run_end_callbacks.append(self._on_run_end)
 
     @staticmethod
     def _records(
@@ -154,6 +154,10 @@ class BaseLogger(ABC):
     @abstractmethod
     async def _ship(self, engine: Engine, records: list[Record]) -> None:
         """Take ``records`` (on the event loop); send or write them without blocking the training step."""
+
+    async def _on_run_end(self) -> None:
+        """When a run ends, however it ends: send or write everything held."""
+        await self.flush()
 
     @abstractmethod
     async def flush(self) -> None:
