@@ -25,13 +25,29 @@ def load(name: str) -> ModuleType:
 
 
 @pytest.mark.anyio
-async def test_quickstart_learns_the_target(capsys: pytest.CaptureFixture[str]) -> None:
+async def test_quickstart_trains_logs_checkpoints_and_resumes(tmp_path: Path) -> None:
+    from ignite_async.loggers import read_jsonl
+    from tests.loggers._http_server import Collector, serve
+
     quickstart = load("quickstart")
-    mse = await quickstart.main(epochs=10)
-    out = capsys.readouterr().out
-    # Evaluated before training (STARTED) and at epochs 5 and 10; the network must have learned something.
-    assert out.count("val mse") == 3
-    assert mse < 0.05
+    app = Collector()
+    with serve(app) as url:
+        first = await quickstart.main(epochs=10, runs=tmp_path, log_url=url)
+    # Evaluated in the background at epochs 5 and 10; the network learned something.
+    assert sorted(first["evaluations"]) == ["val_mse@10", "val_mse@5"]
+    assert first["final_mse"] < 0.05
+    directory = tmp_path / "quickstart"
+    assert [p.name for p in (directory / "checkpoints").iterdir()] == ["quickstart_checkpoint_320.pt"]
+    records = list(read_jsonl(directory / "metrics.jsonl"))
+    assert [r["step"] for r in records if r["name"] == "loss"] == list(range(10, 321, 10))
+    assert sum(len(body["records"]) for body in app.received) == len(records)  # the same records over HTTP
+
+    second = await quickstart.main(epochs=20, runs=tmp_path, resume=True)
+    state = second["state"]
+    assert (state.epoch, state.iteration) == (20, 640)  # continued from the checkpoint at epoch 10
+    assert sorted(second["evaluations"]) == ["val_mse@15", "val_mse@20"]
+    steps = [r["step"] for r in read_jsonl(directory / "metrics.jsonl") if r["name"] == "loss"]
+    assert steps == list(range(10, 641, 10))  # appended, no step twice
 
 
 @pytest.mark.anyio
