@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from ignite_async.loggers.base import BaseLogger, Record
+from ignite_async.loggers.base import BaseLogger, Record, ThreadedLogger
 from ignite_async.loggers.http import HTTPLogger, HTTPLoggerError, HTTPLoggerStatistics
 from ignite_async.loggers.jsonlines import JSONLinesLogger, read_jsonl
+from ignite_async.loggers.tensorboard import TensorBoardLogger
 
 __all__ = [
     "BaseLogger",
@@ -13,5 +14,7 @@ __all__ = [
     "HTTPLoggerStatistics",
     "JSONLinesLogger",
     "Record",
+    "TensorBoardLogger",
+    "ThreadedLogger",
     "read_jsonl",
 ]

@@ -8,17 +8,20 @@ a logger ships them without blocking the training step, and flushes what it hold
 from __future__ import annotations
 
 import numbers
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import anyio.to_thread
 import torch
 
 from ignite_async.engine import Engine
+from ignite_async.engine.background import BackgroundHandler
 
-__all__ = ["BaseLogger", "Record"]
+__all__ = ["BaseLogger", "Record", "ThreadedLogger"]
 
 
 @dataclass(frozen=True)
@@ -171,3 +174,50 @@ class BaseLogger(ABC):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+class ThreadedLogger(BaseLogger):
+    """A logger whose sink is written from a worker thread: one write at a time, each taking every record
+    collected so far (so nothing is lost and the loop never waits). Subclasses write and close the sink."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._pending: list[Record] = []
+        self._closed = False
+        self._writer = BackgroundHandler(self._drain, limit=1, when_busy="latest")
+
+    @abstractmethod
+    def _write(self, records: list[Record], durable: bool) -> None:
+        """Write ``records`` to the sink (in a worker thread); with ``durable``, make it survive a crash."""
+
+    @abstractmethod
+    def _close_sink(self) -> None:
+        """Release the sink (in a worker thread)."""
+
+    async def _ship(self, engine: Engine, records: list[Record]) -> None:
+        with self._lock:
+            self._pending += records
+        if engine._task_group is not None and not engine._cancelling:
+            await self._writer.submit(engine, (), {})
+        else:
+            await anyio.to_thread.run_sync(self._drain)
+
+    def _drain(self, durable: bool = False) -> None:
+        with self._lock:
+            records, self._pending = self._pending, []
+            if self._closed:
+                if records:
+                    raise RuntimeError(f"{type(self).__name__} is closed: {len(records)} records not written")
+                return
+            self._write(records, durable)
+
+    async def flush(self) -> None:
+        await anyio.to_thread.run_sync(self._drain, True)
+
+    async def close(self) -> None:
+        await self.flush()
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                await anyio.to_thread.run_sync(self._close_sink)

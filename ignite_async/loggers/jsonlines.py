@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-import anyio.to_thread
-
-from ignite_async.engine import Engine
-from ignite_async.engine.background import BackgroundHandler
-from ignite_async.loggers.base import BaseLogger, Record
+from ignite_async.loggers.base import Record, ThreadedLogger
 
 __all__ = ["JSONLinesLogger", "read_jsonl"]
 
 
-class JSONLinesLogger(BaseLogger):
+class JSONLinesLogger(ThreadedLogger):
     """One JSON object per line (``tag``, ``name``, ``step``, ``value``, ``time``), appended to ``path``.
 
     Writes happen in a worker thread, at most one at a time; each takes every record collected so far,
@@ -52,46 +47,22 @@ class JSONLinesLogger(BaseLogger):
         except OSError as exc:
             raise OSError(exc.errno, f"cannot create the directory for {self.path}: {exc.strerror}") from exc
         self._file: IO[str] | None = None  # opened at the first write
-        self._closed = False
-        self._lock = threading.Lock()
-        self._pending: list[Record] = []
-        self._writer = BackgroundHandler(self._write_pending, limit=1, when_busy="latest")
 
-    async def _ship(self, engine: Engine, records: list[Record]) -> None:
-        with self._lock:
-            self._pending += records
-        if engine._task_group is not None and not engine._cancelling:
-            await self._writer.submit(engine, (), {})
-        else:
-            await anyio.to_thread.run_sync(self._write_pending)
+    def _write(self, records: list[Record], durable: bool) -> None:
+        if records and self._file is None:
+            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in _close_sink()
+        if self._file is None:
+            return
+        if records:
+            self._file.write("".join(json.dumps(r.as_dict()) + "\n" for r in records))
+        self._file.flush()
+        if durable:
+            os.fsync(self._file.fileno())
 
-    def _write_pending(self, durable: bool = False) -> None:
-        with self._lock:
-            records, self._pending = self._pending, []
-            if self._closed:
-                if records:
-                    raise RuntimeError(f"JSONLinesLogger({self.path}) is closed")
-                return
-            if records and self._file is None:
-                self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-            if self._file is None:
-                return
-            if records:
-                self._file.write("".join(json.dumps(r.as_dict()) + "\n" for r in records))
-            self._file.flush()
-            if durable:
-                os.fsync(self._file.fileno())
-
-    async def flush(self) -> None:
-        await anyio.to_thread.run_sync(self._write_pending, True)
-
-    async def close(self) -> None:
-        await self.flush()
-        with self._lock:
-            self._closed = True
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+    def _close_sink(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
