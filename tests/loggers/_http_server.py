@@ -61,12 +61,12 @@ async def _answer(send: Any, status: int, headers: list[tuple[bytes, bytes]] | N
 
 
 @contextmanager
-def serve(app: Collector) -> Iterator[str]:
-    """Serve ``app`` on a free port on 127.0.0.1 in a thread; yield its URL; stop it at exit."""
+def serve(app: Any, path: str = "/records", lifespan: str = "off") -> Iterator[str]:
+    """Serve the ASGI ``app`` on a free port on 127.0.0.1 in a thread; yield its URL; stop it at exit."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="critical", lifespan="off")
+    config = uvicorn.Config(app, log_level="critical", lifespan=lifespan)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -75,7 +75,7 @@ def serve(app: Collector) -> Iterator[str]:
             raise RuntimeError("the test server did not start")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}/records"
+        yield f"http://127.0.0.1:{port}{path}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
