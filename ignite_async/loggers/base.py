@@ -18,7 +18,7 @@ from typing import Any
 import anyio.to_thread
 import torch
 
-from ignite_async.engine import Engine
+from ignite_async.engine import Engine, Events
 from ignite_async.engine.background import BackgroundHandler
 
 __all__ = ["BaseLogger", "Record", "ThreadedLogger"]
@@ -134,7 +134,8 @@ class BaseLogger(ABC):
         engine.add_event_handler(event_name, log)
         if id(engine) not in self._watched:
             self._watched.add(id(engine))
-            engine._run_end_callbacks.append(self._on_run_end)
+            engine._run_end_callbacks.append(self._on_run_end)  # completed, terminated, failed, cancelled
+            engine.add_event_handler(Events.INTERRUPT, self.flush)  # paused: what was logged is out
 
     @staticmethod
     def _records(

@@ -106,3 +106,15 @@ def test_reader_skips_a_partial_last_line_only(tmp_path: Path) -> None:
     path.write_text(good[:10] + "\n" + good + "\n")
     with pytest.raises(ValueError, match="line 1 is not JSON"):
         list(read_jsonl(path))
+
+
+async def test_an_interrupted_run_has_flushed_what_it_logged(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    engine = Engine(lambda e, b: float(b))
+    engine.add_event_handler(Events.ITERATION_COMPLETED(once=7), lambda e: e.interrupt())
+    async with JSONLinesLogger(path) as logger:
+        logger.attach_output_handler(engine, Events.ITERATION_COMPLETED, "train", output_transform=lambda x: x)
+        await engine.run(range(20))  # paused at iteration 7
+        assert [r["step"] for r in read_jsonl(path)] == list(range(1, 8))
+        await engine.run()
+    assert [r["step"] for r in read_jsonl(path)] == list(range(1, 21))
