@@ -1,0 +1,35 @@
+"""Metrics with pytorch-ignite's values, accumulated on the device and read back only in compute()."""
+
+from __future__ import annotations
+
+from ignite_async.metrics.accuracy import Accuracy
+from ignite_async.metrics.loss import Loss
+from ignite_async.metrics.metric import (
+    BatchFiltered,
+    BatchWise,
+    EpochWise,
+    Metric,
+    MetricUsage,
+    NotComputableError,
+    RunningBatchWise,
+    RunningEpochWise,
+    SingleEpochRunningBatchWise,
+)
+from ignite_async.metrics.regression import MeanAbsoluteError, MeanSquaredError, RootMeanSquaredError
+
+__all__ = [
+    "Accuracy",
+    "BatchFiltered",
+    "BatchWise",
+    "EpochWise",
+    "Loss",
+    "MeanAbsoluteError",
+    "MeanSquaredError",
+    "Metric",
+    "MetricUsage",
+    "NotComputableError",
+    "RootMeanSquaredError",
+    "RunningBatchWise",
+    "RunningEpochWise",
+    "SingleEpochRunningBatchWise",
+]

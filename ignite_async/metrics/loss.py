@@ -1,0 +1,58 @@
+"""The average of a loss function over the examples seen."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ignite_async.metrics.metric import Metric, NotComputableError
+
+__all__ = ["Loss"]
+
+
+class Loss(Metric):
+    """``loss_fn(y_pred, y, **kwargs)`` averaged over examples, weighting each batch by ``batch_size(y)``.
+
+    ``update`` takes ``(y_pred, y)`` or ``(y_pred, y, kwargs)``; ``loss_fn`` must return the batch's mean loss.
+    """
+
+    required_output_keys = ("y_pred", "y")
+
+    def __init__(
+        self,
+        loss_fn: Callable[..., torch.Tensor],
+        output_transform: Callable[[Any], Any] = lambda x: x,
+        batch_size: Callable[[torch.Tensor], int] = len,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if not callable(loss_fn):
+            raise TypeError(f"loss_fn must be callable, got {loss_fn!r}")
+        self._loss_fn = loss_fn
+        self._batch_size = batch_size
+        super().__init__(output_transform, device)
+
+    def reset(self) -> None:
+        self._sum = torch.tensor(0.0, dtype=torch.float64, device=self._device)
+        self._num_examples = 0
+
+    def update(self, output: Any) -> None:
+        if len(output) == 2:
+            y_pred, y = output
+            kwargs: dict[str, Any] = {}
+        elif len(output) == 3:
+            y_pred, y, kwargs = output
+        else:
+            raise ValueError(f"Loss.update takes (y_pred, y) or (y_pred, y, kwargs), got {len(output)} items")
+        average = self._loss_fn(y_pred, y, **kwargs).detach()
+        if average.ndim != 0:
+            raise ValueError(f"loss_fn must return the batch's mean loss (a scalar), got shape {tuple(average.shape)}")
+        n = self._batch_size(y)
+        self._sum += average.to(self._device, dtype=torch.float64) * n
+        self._num_examples += n
+
+    def compute(self) -> float:
+        if self._num_examples == 0:
+            raise NotComputableError("Loss must have at least one example before it can be computed")
+        return self._sum.item() / self._num_examples

@@ -1,0 +1,212 @@
+"""The metric protocol: ``reset``/``update``/``compute``, attached to an engine by a usage.
+
+Accumulators stay on the tensors' device as tensors and are read back only in ``compute()``: no
+per-iteration device synchronisation (``.item()`` in ``update`` is what costs pytorch-ignite users ~20% on
+GPUs).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+
+from ignite_async.engine import Engine, Events
+
+__all__ = [
+    "BatchFiltered",
+    "BatchWise",
+    "EpochWise",
+    "Metric",
+    "MetricUsage",
+    "NotComputableError",
+    "RunningBatchWise",
+    "RunningEpochWise",
+    "SingleEpochRunningBatchWise",
+]
+
+
+class NotComputableError(RuntimeError):
+    """``compute()`` was called before any ``update()`` (pytorch-ignite's exception of the same name)."""
+
+
+class MetricUsage:
+    """When a metric resets (``started``), updates (``iteration_completed``) and is computed (``completed``)."""
+
+    usage_name = "usage"
+
+    def __init__(self, started: Any, completed: Any, iteration_completed: Any) -> None:
+        self.STARTED = started
+        self.COMPLETED = completed
+        self.ITERATION_COMPLETED = iteration_completed
+
+
+class EpochWise(MetricUsage):
+    """Reset each epoch, update each iteration, computed at the end of the epoch (the default)."""
+
+    usage_name = "epoch_wise"
+
+    def __init__(self) -> None:
+        super().__init__(Events.EPOCH_STARTED, Events.EPOCH_COMPLETED, Events.ITERATION_COMPLETED)
+
+
+class RunningEpochWise(EpochWise):
+    """Never reset during the run; updated and computed at the end of each epoch."""
+
+    usage_name = "running_epoch_wise"
+
+    def __init__(self) -> None:
+        MetricUsage.__init__(self, Events.STARTED, Events.EPOCH_COMPLETED, Events.EPOCH_COMPLETED)
+
+
+class BatchWise(MetricUsage):
+    """Reset, updated and computed at each iteration."""
+
+    usage_name = "batch_wise"
+
+    def __init__(self) -> None:
+        super().__init__(Events.ITERATION_STARTED, Events.ITERATION_COMPLETED, Events.ITERATION_COMPLETED)
+
+
+class RunningBatchWise(BatchWise):
+    """Never reset during the run; updated and computed at each iteration."""
+
+    usage_name = "running_batch_wise"
+
+    def __init__(self) -> None:
+        MetricUsage.__init__(self, Events.STARTED, Events.ITERATION_COMPLETED, Events.ITERATION_COMPLETED)
+
+
+class SingleEpochRunningBatchWise(BatchWise):
+    """Reset each epoch; updated and computed at each iteration."""
+
+    usage_name = "single_epoch_running_batch_wise"
+
+    def __init__(self) -> None:
+        MetricUsage.__init__(self, Events.EPOCH_STARTED, Events.ITERATION_COMPLETED, Events.ITERATION_COMPLETED)
+
+
+class BatchFiltered(MetricUsage):
+    """Like :class:`EpochWise`, but updated only on iterations that pass a filter (``every=n``, ...)."""
+
+    usage_name = "batch_filtered"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(Events.EPOCH_STARTED, Events.EPOCH_COMPLETED, Events.ITERATION_COMPLETED(*args, **kwargs))
+
+
+_USAGES: dict[str, type[EpochWise] | type[BatchWise]] = {
+    u.usage_name: u for u in (EpochWise, RunningEpochWise, BatchWise, RunningBatchWise, SingleEpochRunningBatchWise)
+}
+
+
+def _usage(usage: str | MetricUsage) -> MetricUsage:
+    if isinstance(usage, MetricUsage):
+        return usage
+    if isinstance(usage, str) and usage in _USAGES:
+        return _USAGES[usage]()
+    raise ValueError(f"usage must be a MetricUsage or one of {sorted(_USAGES)}, got {usage!r}")
+
+
+class Metric(ABC):
+    """Base of every metric: ``reset()``, ``update(output)``, ``compute()``, and :meth:`attach`.
+
+    ``output_transform`` turns the engine's output into what ``update`` takes (e.g. ``(y_pred, y)``); a dict
+    output is turned into a tuple by ``required_output_keys``.
+    """
+
+    required_output_keys: tuple[str, ...] | None = ("y_pred", "y")
+
+    def __init__(
+        self, output_transform: Callable[[Any], Any] = lambda x: x, device: str | torch.device = "cpu"
+    ) -> None:
+        if not callable(output_transform):
+            raise TypeError(f"output_transform must be callable, got {output_transform!r}")
+        self._output_transform = output_transform
+        self._device = torch.device(device)
+        self.reset()
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Forget everything accumulated."""
+
+    @abstractmethod
+    def update(self, output: Any) -> None:
+        """Accumulate one batch's ``output``."""
+
+    @abstractmethod
+    def compute(self) -> Any:
+        """The metric's value from what was accumulated.
+
+        :raises NotComputableError: before any update.
+        """
+
+    # ------------------------------------------------------------------ attached to an engine
+
+    def started(self, engine: Engine) -> None:
+        self.reset()
+
+    @torch.no_grad()
+    def iteration_completed(self, engine: Engine) -> None:
+        output = self._output_transform(engine.state.output)
+        if isinstance(output, Mapping):
+            keys = self.required_output_keys
+            if keys is None:
+                raise TypeError(f"{type(self).__name__} cannot take a mapping output; give output_transform")
+            missing = [k for k in keys if k not in output]
+            if missing:
+                raise ValueError(f"{type(self).__name__} needs the output keys {missing}; got {sorted(output)}")
+            output = tuple(output[k] for k in keys)
+        self.update(output)
+
+    def completed(self, engine: Engine, name: str) -> None:
+        result = self.compute()
+        if isinstance(result, Mapping):
+            engine.state.metrics.update(result)
+        if isinstance(result, torch.Tensor) and result.ndim == 0:
+            result = result.item()
+        engine.state.metrics[name] = result
+
+    def attach(self, engine: Engine, name: str, usage: str | MetricUsage = "epoch_wise") -> None:
+        """Compute this metric on ``engine`` per ``usage``; the value lands in ``engine.state.metrics[name]``.
+
+        >>> import asyncio, torch
+        >>> from ignite_async import Engine
+        >>> from ignite_async.metrics import Accuracy
+        >>> evaluator = Engine(lambda e, batch: batch)
+        >>> Accuracy().attach(evaluator, "accuracy")
+        >>> batches = [(torch.tensor([[0.9, 0.1], [0.2, 0.8]]), torch.tensor([0, 0]))]
+        >>> asyncio.run(evaluator.run(batches)).metrics["accuracy"]
+        0.5
+        """
+        u = _usage(usage)
+        if not engine.has_event_handler(self.started, u.STARTED):
+            engine.add_event_handler(u.STARTED, self.started)
+        if not engine.has_event_handler(self.iteration_completed, u.ITERATION_COMPLETED):
+            engine.add_event_handler(u.ITERATION_COMPLETED, self.iteration_completed)
+        engine.add_event_handler(u.COMPLETED, self.completed, name)
+
+    def detach(self, engine: Engine, usage: str | MetricUsage = "epoch_wise") -> None:
+        u = _usage(usage)
+        for handler, event in (
+            (self.completed, u.COMPLETED),
+            (self.started, u.STARTED),
+            (self.iteration_completed, u.ITERATION_COMPLETED),
+        ):
+            if engine.has_event_handler(handler, event):
+                engine.remove_event_handler(handler, event)
+
+    def is_attached(self, engine: Engine, usage: str | MetricUsage = "epoch_wise") -> bool:
+        return engine.has_event_handler(self.completed, _usage(usage).COMPLETED)
+
+
+def check_pair(metric: Metric, output: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(y_pred, y)`` as tensors, or a ValueError naming the metric."""
+    if not isinstance(output, Sequence) or len(output) != 2:
+        raise ValueError(f"{type(metric).__name__}.update takes (y_pred, y), got {type(output).__name__}")
+    y_pred, y = output
+    if not isinstance(y_pred, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise TypeError(f"{type(metric).__name__}.update takes tensors, got {type(y_pred)} and {type(y)}")
+    return y_pred.detach(), y.detach()
