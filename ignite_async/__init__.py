@@ -24,6 +24,8 @@ from ignite_async.engine import (
     State,
     TaskHandle,
     background,
+    create_supervised_evaluator,
+    create_supervised_trainer,
     throttle_filter,
     timeout_filter,
 )
@@ -46,6 +48,8 @@ __all__ = [
     "TaskHandle",
     "__version__",
     "background",
+    "create_supervised_evaluator",
+    "create_supervised_trainer",
     "throttle_filter",
     "timeout_filter",
 ]

@@ -20,6 +20,7 @@ from ignite_async.engine.events import (
 from ignite_async.engine.filters import EventFilter, throttle_filter, timeout_filter
 from ignite_async.engine.state import State
 from ignite_async.engine.streams import EventStream
+from ignite_async.engine.supervised import create_supervised_evaluator, create_supervised_trainer
 
 __all__ = [
     "BackgroundHandler",
@@ -36,6 +37,8 @@ __all__ = [
     "State",
     "TaskHandle",
     "background",
+    "create_supervised_evaluator",
+    "create_supervised_trainer",
     "throttle_filter",
     "timeout_filter",
 ]

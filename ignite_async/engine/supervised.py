@@ -1,0 +1,157 @@
+"""Trainer and evaluator engines for the usual supervised case, with pytorch-ignite 0.5.5's steps."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import anyio.to_thread
+import torch
+
+from ignite_async.engine.engine import Engine
+
+__all__ = ["create_supervised_evaluator", "create_supervised_trainer", "prepare_batch"]
+
+
+def _to(value: Any, device: str | torch.device | None, non_blocking: bool) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device=device, non_blocking=non_blocking) if device is not None else value
+    if isinstance(value, Mapping):
+        return {k: _to(v, device, non_blocking) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to(v, device, non_blocking) for v in value)
+    return value
+
+
+def prepare_batch(batch: Sequence[Any], device: str | torch.device | None = None, non_blocking: bool = False) -> Any:
+    """``(x, y)`` moved to ``device`` (nested lists, tuples and dicts of tensors too)."""
+    x, y = batch
+    return _to(x, device, non_blocking), _to(y, device, non_blocking)
+
+
+def _device_type(device: str | torch.device | None) -> str:
+    return torch.device(device).type if device is not None else "cpu"
+
+
+def _autocast(amp_mode: str | None, device: str | torch.device | None) -> Any:
+    if amp_mode is None:
+        return contextlib.nullcontext()
+    if amp_mode != "amp":
+        raise ValueError(f"amp_mode must be None or 'amp', got {amp_mode!r}")
+    return torch.autocast(device_type=_device_type(device))
+
+
+def _process(step: Callable[[Engine, Any], Any], in_thread: bool) -> Callable[..., Any]:
+    if not in_thread:
+        return step
+
+    async def step_in_thread(engine: Engine, batch: Any) -> Any:
+        return await anyio.to_thread.run_sync(step, engine, batch)  # the loop stays responsive meanwhile
+
+    return step_in_thread
+
+
+def create_supervised_trainer(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[Any, Any], torch.Tensor],
+    device: str | torch.device | None = None,
+    non_blocking: bool = False,
+    prepare_batch: Callable[..., Any] = prepare_batch,
+    model_transform: Callable[[Any], Any] = lambda output: output,
+    output_transform: Callable[[Any, Any, Any, torch.Tensor], Any] = lambda x, y, y_pred, loss: loss.item(),
+    amp_mode: str | None = None,
+    scaler: bool | torch.amp.GradScaler = False,
+    gradient_accumulation_steps: int = 1,
+    model_fn: Callable[[torch.nn.Module, Any], Any] = lambda model, x: model(x),
+    step_in_thread: bool = False,
+) -> Engine:
+    """A trainer whose step is pytorch-ignite's: for the same seed, model and data, the same weights.
+
+    With ``gradient_accumulation_steps=k`` gradients add up over ``k`` iterations (the loss divided by ``k``)
+    before each optimizer step. ``amp_mode="amp"`` runs the forward pass under ``torch.autocast``, with a
+    ``GradScaler`` if ``scaler`` is True or one. ``step_in_thread`` runs the step in a worker thread.
+
+    :raises ValueError: for ``gradient_accumulation_steps < 1`` or an unknown ``amp_mode``.
+
+    >>> import asyncio, torch
+    >>> from ignite_async import create_supervised_trainer
+    >>> model = torch.nn.Linear(2, 1)
+    >>> trainer = create_supervised_trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), torch.nn.MSELoss())
+    >>> state = asyncio.run(trainer.run([(torch.ones(4, 2), torch.zeros(4, 1))] * 3))
+    >>> isinstance(state.output, float)
+    True
+    """
+    if isinstance(gradient_accumulation_steps, bool) or not isinstance(gradient_accumulation_steps, int):
+        raise TypeError(f"gradient_accumulation_steps must be an integer, got {gradient_accumulation_steps!r}")
+    if gradient_accumulation_steps < 1:
+        raise ValueError(f"gradient_accumulation_steps must be >= 1, got {gradient_accumulation_steps}")
+    _autocast(amp_mode, device)  # validates amp_mode now, not at the first step
+    grad_scaler = scaler if isinstance(scaler, torch.amp.GradScaler) else None
+    if scaler is True:
+        if amp_mode != "amp":
+            raise ValueError("scaler=True needs amp_mode='amp'")
+        grad_scaler = torch.amp.GradScaler(_device_type(device))
+    k = gradient_accumulation_steps
+
+    def step(engine: Engine, batch: Any) -> Any:
+        if (engine.state.iteration - 1) % k == 0:
+            optimizer.zero_grad()
+        model.train()
+        x, y = prepare_batch(batch, device=device, non_blocking=non_blocking)
+        with _autocast(amp_mode, device):
+            y_pred = model_transform(model_fn(model, x))
+            loss = loss_fn(y_pred, y)
+            if k > 1:
+                loss = loss / k
+        if grad_scaler is not None:
+            grad_scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+            if engine.state.iteration % k == 0:
+                grad_scaler.step(optimizer)
+                grad_scaler.update()
+        else:
+            loss.backward()  # type: ignore[no-untyped-call]
+            if engine.state.iteration % k == 0:
+                optimizer.step()
+        return output_transform(x, y, y_pred, loss * k)
+
+    return Engine(_process(step, step_in_thread))
+
+
+def create_supervised_evaluator(
+    model: torch.nn.Module,
+    metrics: Mapping[str, Any] | None = None,
+    device: str | torch.device | None = None,
+    non_blocking: bool = False,
+    prepare_batch: Callable[..., Any] = prepare_batch,
+    model_transform: Callable[[Any], Any] = lambda output: output,
+    output_transform: Callable[[Any, Any, Any], Any] = lambda x, y, y_pred: (y_pred, y),
+    amp_mode: str | None = None,
+    model_fn: Callable[[torch.nn.Module, Any], Any] = lambda model, x: model(x),
+    step_in_thread: bool = False,
+) -> Engine:
+    """An evaluator (``model.eval()``, no gradients) with ``metrics`` attached by name.
+
+    >>> import asyncio, torch
+    >>> from ignite_async import create_supervised_evaluator
+    >>> from ignite_async.metrics import MeanSquaredError
+    >>> model = torch.nn.Linear(2, 1)
+    >>> evaluator = create_supervised_evaluator(model, metrics={"mse": MeanSquaredError()})
+    >>> state = asyncio.run(evaluator.run([(torch.ones(4, 2), torch.zeros(4, 1))]))
+    >>> sorted(state.metrics)
+    ['mse']
+    """
+    _autocast(amp_mode, device)
+
+    def step(engine: Engine, batch: Any) -> Any:
+        model.eval()
+        with torch.no_grad(), _autocast(amp_mode, device):
+            x, y = prepare_batch(batch, device=device, non_blocking=non_blocking)
+            y_pred = model_transform(model_fn(model, x))
+            return output_transform(x, y, y_pred)
+
+    evaluator = Engine(_process(step, step_in_thread))
+    for name, metric in (metrics or {}).items():
+        metric.attach(evaluator, name)
+    return evaluator
