@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ignite_async.metrics.accuracy import Accuracy
+from ignite_async.metrics.confusion_matrix import ConfusionMatrix, IoU, cmAccuracy, mIoU
 from ignite_async.metrics.loss import Loss
 from ignite_async.metrics.metric import (
     BatchFiltered,
@@ -15,21 +16,27 @@ from ignite_async.metrics.metric import (
     RunningEpochWise,
     SingleEpochRunningBatchWise,
 )
+from ignite_async.metrics.metrics_lambda import MetricsLambda
 from ignite_async.metrics.regression import MeanAbsoluteError, MeanSquaredError, RootMeanSquaredError
 
 __all__ = [
     "Accuracy",
     "BatchFiltered",
     "BatchWise",
+    "ConfusionMatrix",
     "EpochWise",
+    "IoU",
     "Loss",
     "MeanAbsoluteError",
     "MeanSquaredError",
     "Metric",
     "MetricUsage",
+    "MetricsLambda",
     "NotComputableError",
     "RootMeanSquaredError",
     "RunningBatchWise",
     "RunningEpochWise",
     "SingleEpochRunningBatchWise",
+    "cmAccuracy",
+    "mIoU",
 ]

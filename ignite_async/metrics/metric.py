@@ -201,6 +201,52 @@ class Metric(ABC):
     def is_attached(self, engine: Engine, usage: str | MetricUsage = "epoch_wise") -> bool:
         return engine.has_event_handler(self.completed, _usage(usage).COMPLETED)
 
+    # ------------------------------------------------------------------ arithmetic builds MetricsLambda
+
+    def _lambda(self, f: Callable[..., Any], *args: Any) -> Any:
+        from ignite_async.metrics.metrics_lambda import MetricsLambda
+
+        return MetricsLambda(f, *args)
+
+    def __add__(self, other: Any) -> Any:
+        return self._lambda(lambda x, y: x + y, self, other)
+
+    def __radd__(self, other: Any) -> Any:
+        return self._lambda(lambda x, y: x + y, other, self)
+
+    def __sub__(self, other: Any) -> Any:
+        return self._lambda(lambda x, y: x - y, self, other)
+
+    def __rsub__(self, other: Any) -> Any:
+        return self._lambda(lambda x, y: x - y, other, self)
+
+    def __mul__(self, other: Any) -> Any:
+        return self._lambda(lambda x, y: x * y, self, other)
+
+    def __rmul__(self, other: Any) -> Any:
+        return self._lambda(lambda x, y: x * y, other, self)
+
+    def __truediv__(self, other: Any) -> Any:
+        return self._lambda(lambda x, y: x / y, self, other)
+
+    def __rtruediv__(self, other: Any) -> Any:
+        return self._lambda(lambda x, y: x / y, other, self)
+
+    def __floordiv__(self, other: Any) -> Any:
+        return self._lambda(lambda x, y: x // y, self, other)
+
+    def __mod__(self, other: Any) -> Any:
+        return self._lambda(lambda x, y: x % y, self, other)
+
+    def __pow__(self, other: Any) -> Any:
+        return self._lambda(lambda x, y: x**y, self, other)
+
+    def __rpow__(self, other: Any) -> Any:
+        return self._lambda(lambda x, y: x**y, other, self)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._lambda(lambda x: x[index], self)
+
 
 def check_pair(metric: Metric, output: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """``(y_pred, y)`` as tensors, or a ValueError naming the metric."""

@@ -1,0 +1,105 @@
+"""The confusion matrix, and IoU, mIoU and accuracy derived from it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ignite_async.metrics.metric import Metric, NotComputableError, check_pair
+from ignite_async.metrics.metrics_lambda import MetricsLambda
+
+__all__ = ["ConfusionMatrix", "IoU", "cmAccuracy", "mIoU"]
+
+
+class ConfusionMatrix(Metric):
+    """Counts of (true class, predicted class) for scores ``y_pred`` of shape ``(N, C, ...)`` and class indices
+    ``y`` of shape ``(N, ...)``; targets outside ``[0, num_classes)`` are ignored.
+
+    :param average: ``None`` (counts), ``"samples"`` (counts per sample), ``"recall"`` (rows sum to 1) or
+        ``"precision"`` (columns sum to 1).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        average: str | None = None,
+        output_transform: Callable[[Any], Any] = lambda x: x,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if average is not None and average not in ("samples", "recall", "precision"):
+            raise ValueError(f"average must be None, 'samples', 'recall' or 'precision', got {average!r}")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        self.num_classes = num_classes
+        self.average = average
+        super().__init__(output_transform, device)
+
+    def reset(self) -> None:
+        self.confusion_matrix = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64, device=self._device)
+        self._num_examples = 0
+
+    def update(self, output: Any) -> None:
+        y_pred, y = check_pair(self, output)
+        if y_pred.ndim < 2 or y_pred.shape[1] != self.num_classes:
+            raise ValueError(f"ConfusionMatrix: y_pred must be (N, {self.num_classes}, ...), got {tuple(y_pred.shape)}")
+        if y.ndim + 1 != y_pred.ndim or y.shape[0] != y_pred.shape[0] or y.shape[1:] != y_pred.shape[2:]:
+            raise ValueError(
+                f"ConfusionMatrix: y must be (N, ...) for y_pred (N, C, ...), got {tuple(y.shape)} and "
+                f"{tuple(y_pred.shape)}"
+            )
+        self._num_examples += y_pred.shape[0]
+        predicted = torch.argmax(y_pred, dim=1).flatten()
+        target = y.flatten()
+        keep = (target >= 0) & (target < self.num_classes)
+        indices = self.num_classes * target[keep] + predicted[keep]
+        counts = torch.bincount(indices, minlength=self.num_classes**2).reshape(self.num_classes, self.num_classes)
+        self.confusion_matrix += counts.to(self.confusion_matrix)
+
+    def compute(self) -> torch.Tensor:
+        if self._num_examples == 0:
+            raise NotComputableError("ConfusionMatrix must have at least one example before it can be computed")
+        if self.average is None:
+            return self.confusion_matrix
+        cm = self.confusion_matrix.float()  # float32, as pytorch-ignite
+        if self.average == "samples":
+            return cm / self._num_examples  # per sample (not per count), as pytorch-ignite
+        if self.average == "recall":
+            return cm / (cm.sum(dim=1).unsqueeze(1) + 1e-15)
+        return cm / (cm.sum(dim=0) + 1e-15)
+
+
+def _check(cm: Any) -> None:
+    if not isinstance(cm, ConfusionMatrix):
+        raise TypeError(f"needs a ConfusionMatrix, got {type(cm).__name__}")
+    if cm.average not in (None, "samples"):
+        raise ValueError(f"needs a ConfusionMatrix with average None or 'samples', got {cm.average!r}")
+
+
+def IoU(cm: ConfusionMatrix, ignore_index: int | None = None) -> MetricsLambda:
+    """Intersection over union per class, from a confusion matrix (optionally without class ``ignore_index``)."""
+    _check(cm)
+    if ignore_index is not None and not (isinstance(ignore_index, int) and 0 <= ignore_index < cm.num_classes):
+        raise ValueError(f"ignore_index must be a class index in [0, {cm.num_classes}), got {ignore_index!r}")
+
+    def iou(m: torch.Tensor) -> torch.Tensor:
+        m = m.to(torch.float64)
+        values = m.diag() / (m.sum(dim=1) + m.sum(dim=0) - m.diag() + 1e-15)
+        if ignore_index is None:
+            return values
+        keep = [i for i in range(len(values)) if i != ignore_index]
+        return values[keep]
+
+    return MetricsLambda(iou, cm)
+
+
+def mIoU(cm: ConfusionMatrix, ignore_index: int | None = None) -> MetricsLambda:
+    """The mean of :func:`IoU` over classes."""
+    return MetricsLambda(lambda values: values.mean().item(), IoU(cm, ignore_index))
+
+
+def cmAccuracy(cm: ConfusionMatrix) -> MetricsLambda:
+    """Accuracy from a confusion matrix: its diagonal over its total."""
+    _check(cm)
+    return MetricsLambda(lambda m: (m.to(torch.float64).diag().sum() / (m.to(torch.float64).sum() + 1e-15)).item(), cm)

@@ -1,0 +1,83 @@
+"""Metrics computed from other metrics: ``2 * precision * recall / (precision + recall)``, ``cm[0, 1]``."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ignite_async.engine import Engine
+from ignite_async.metrics.metric import Metric, MetricUsage, _usage
+
+__all__ = ["MetricsLambda"]
+
+
+def _value(v: Any) -> Any:
+    if isinstance(v, Metric):
+        v = v.compute()
+    return v.cpu() if isinstance(v, torch.Tensor) else v
+
+
+class MetricsLambda(Metric):
+    """``f(*args, **kwargs)`` where metric arguments are replaced by their computed values.
+
+    Attaching it attaches the metrics it depends on (once, however many lambdas share them); arithmetic and
+    indexing on metrics build one.
+
+    >>> import torch
+    >>> from ignite_async.metrics import MeanAbsoluteError, MeanSquaredError
+    >>> mse, mae = MeanSquaredError(), MeanAbsoluteError()
+    >>> blend = (mse + mae) / 2
+    >>> blend.update((torch.tensor([1.0, 2.0]), torch.tensor([0.0, 0.0])))
+    >>> blend.compute()
+    2.0
+    """
+
+    required_output_keys = None
+
+    def __init__(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        if not callable(f):
+            raise TypeError(f"MetricsLambda needs a callable, got {f!r}")
+        self.function = f
+        self.args = list(args)
+        self.kwargs = kwargs
+        self._attached_to: Engine | None = None
+        super().__init__()
+
+    def _dependencies(self) -> list[Metric]:
+        return [m for m in itertools.chain(self.args, self.kwargs.values()) if isinstance(m, Metric)]
+
+    def reset(self) -> None:
+        for metric in self._dependencies():
+            metric.reset()
+
+    def update(self, output: Any) -> None:
+        if self._attached_to is not None:
+            raise ValueError("MetricsLambda is attached to an engine: its metrics are updated by it, not by update()")
+        for metric in self._dependencies():
+            metric.update(output)
+
+    def compute(self) -> Any:
+        return self.function(*[_value(a) for a in self.args], **{k: _value(v) for k, v in self.kwargs.items()})
+
+    def _attach_dependencies(self, engine: Engine, usage: MetricUsage) -> None:
+        self._attached_to = engine
+        for metric in self._dependencies():
+            if isinstance(metric, MetricsLambda):
+                metric._attach_dependencies(engine, usage)
+                continue
+            if not engine.has_event_handler(metric.started, usage.STARTED):
+                engine.add_event_handler(usage.STARTED, metric.started)
+            if not engine.has_event_handler(metric.iteration_completed, usage.ITERATION_COMPLETED):
+                engine.add_event_handler(usage.ITERATION_COMPLETED, metric.iteration_completed)
+
+    def attach(self, engine: Engine, name: str, usage: str | MetricUsage = "epoch_wise") -> None:
+        u = _usage(usage)
+        self._attach_dependencies(engine, u)
+        engine.add_event_handler(u.COMPLETED, self.completed, name)
+
+    def detach(self, engine: Engine, usage: str | MetricUsage = "epoch_wise") -> None:
+        super().detach(engine, usage)
+        self._attached_to = None
