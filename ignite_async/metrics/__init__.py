@@ -18,9 +18,11 @@ from ignite_async.metrics.metric import (
 )
 from ignite_async.metrics.metrics_lambda import MetricsLambda
 from ignite_async.metrics.regression import MeanAbsoluteError, MeanSquaredError, RootMeanSquaredError
+from ignite_async.metrics.running_average import Average, RunningAverage
 
 __all__ = [
     "Accuracy",
+    "Average",
     "BatchFiltered",
     "BatchWise",
     "ConfusionMatrix",
@@ -34,6 +36,7 @@ __all__ = [
     "MetricsLambda",
     "NotComputableError",
     "RootMeanSquaredError",
+    "RunningAverage",
     "RunningBatchWise",
     "RunningEpochWise",
     "SingleEpochRunningBatchWise",

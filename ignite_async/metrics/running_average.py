@@ -1,0 +1,112 @@
+"""Exponential moving averages of an output or of a metric, and plain averages."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ignite_async.engine import Engine, Events
+from ignite_async.metrics.metric import Metric, MetricUsage, NotComputableError, _usage
+
+__all__ = ["Average", "RunningAverage"]
+
+
+class RunningAverage(Metric):
+    """``value = alpha * value + (1 - alpha) * new`` at each update, the first update setting it.
+
+    ``new`` is ``output_transform(output)`` (the output's running average, e.g. the loss's), or, with ``src``,
+    the source metric's value on that one batch. Attached with ``running_batch_wise`` usage by default
+    (``single_epoch_running_batch_wise`` restarts it each epoch).
+
+    >>> import asyncio
+    >>> from ignite_async import Engine
+    >>> from ignite_async.metrics import RunningAverage
+    >>> engine = Engine(lambda e, b: float(b))
+    >>> RunningAverage(output_transform=lambda loss: loss, alpha=0.5).attach(engine, "avg_loss")
+    >>> asyncio.run(engine.run([4.0, 0.0, 2.0])).metrics["avg_loss"]
+    2.0
+    """
+
+    required_output_keys = None
+
+    def __init__(
+        self,
+        src: Metric | None = None,
+        alpha: float = 0.98,
+        output_transform: Callable[[Any], Any] | None = None,
+        device: str | torch.device | None = None,
+    ) -> None:
+        if not (isinstance(src, Metric) or src is None):
+            raise TypeError(f"src must be a Metric or None, got {type(src).__name__}")
+        if not (isinstance(alpha, (int, float)) and 0.0 < alpha <= 1.0):
+            raise ValueError(f"alpha must be in (0, 1], got {alpha!r}")
+        if src is not None:
+            if output_transform is not None:
+                raise ValueError("give output_transform or src, not both (src has its own)")
+            if device is not None:
+                raise ValueError("device is src's when src is given")
+            device = src._device
+        elif output_transform is None:
+            raise ValueError("give src (a metric) or output_transform (to average the process function's output)")
+        self.src = src
+        self.alpha = alpha
+        super().__init__(output_transform or (lambda x: x), device or "cpu")
+
+    def reset(self) -> None:
+        self._value: Any = None
+        if self.src is not None:
+            self.src.reset()
+
+    def update(self, output: Any) -> None:
+        if self.src is None:
+            value = output.detach().to(self._device, copy=True) if isinstance(output, torch.Tensor) else output
+        else:
+            value = self.src.compute()  # the source's value on this batch, then start it afresh
+            self.src.reset()
+        self._value = value if self._value is None else self._value * self.alpha + (1.0 - self.alpha) * value
+
+    def compute(self) -> Any:
+        return self._value
+
+    def attach(self, engine: Engine, name: str, usage: str | MetricUsage = "running_batch_wise") -> None:
+        if self.src is not None and not engine.has_event_handler(
+            self.src.iteration_completed, Events.ITERATION_COMPLETED
+        ):
+            engine.add_event_handler(Events.ITERATION_COMPLETED, self.src.iteration_completed)
+        super().attach(engine, name, usage)
+
+    def detach(self, engine: Engine, usage: str | MetricUsage = "running_batch_wise") -> None:
+        src = self.src
+        if src is not None and engine.has_event_handler(src.iteration_completed, Events.ITERATION_COMPLETED):
+            engine.remove_event_handler(src.iteration_completed, Events.ITERATION_COMPLETED)
+        super().detach(engine, _usage(usage))
+
+
+class Average(Metric):
+    """The mean of the outputs: numbers, or tensors whose first dimension is the batch (averaged over it)."""
+
+    required_output_keys = None
+
+    def reset(self) -> None:
+        self._sum: Any = torch.tensor(0.0, dtype=torch.float64, device=self._device)
+        self._num_examples = 0
+
+    def update(self, output: Any) -> None:
+        if isinstance(output, torch.Tensor):
+            output = output.detach().to(self._sum)
+            if output.ndim > 1:
+                self._sum = self._sum + output.sum(dim=0)
+                self._num_examples += output.shape[0]
+                return
+        elif isinstance(output, bool) or not isinstance(output, numbers.Number):
+            raise TypeError(f"Average takes numbers or tensors, got {type(output).__name__}")
+        self._sum = self._sum + output
+        self._num_examples += 1
+
+    def compute(self) -> Any:
+        if self._num_examples == 0:
+            raise NotComputableError("Average must have at least one example before it can be computed")
+        return self._sum / self._num_examples
