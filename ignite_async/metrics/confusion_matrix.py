@@ -21,6 +21,8 @@ class ConfusionMatrix(Metric):
         ``"precision"`` (columns sum to 1).
     """
 
+    _state_attrs = ("confusion_matrix", "_num_examples")
+
     def __init__(
         self,
         num_classes: int,

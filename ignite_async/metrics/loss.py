@@ -20,6 +20,8 @@ class Loss(Metric):
 
     required_output_keys = ("y_pred", "y")
 
+    _state_attrs = ("_sum", "_num_examples")
+
     def __init__(
         self,
         loss_fn: Callable[..., torch.Tensor],

@@ -118,6 +118,8 @@ class Metric(ABC):
     """
 
     required_output_keys: tuple[str, ...] | None = ("y_pred", "y")
+    # What reset() creates and update() accumulates: what state_dict() saves.
+    _state_attrs: tuple[str, ...] = ()
 
     def __init__(
         self, output_transform: Callable[[Any], Any] = lambda x: x, device: str | torch.device = "cpu"
@@ -143,6 +145,33 @@ class Metric(ABC):
         :raises NotComputableError: before any update.
         """
 
+    def state_dict(self) -> dict[str, Any]:
+        """What was accumulated since the last reset, copied, for a checkpoint.
+
+        >>> import torch
+        >>> from ignite_async.metrics import MeanSquaredError
+        >>> before = MeanSquaredError()
+        >>> before.update((torch.tensor([1.0, 3.0]), torch.tensor([0.0, 0.0])))
+        >>> after = MeanSquaredError()
+        >>> after.load_state_dict(before.state_dict())
+        >>> after.compute()
+        5.0
+        """
+        return {name: _copy(getattr(self, name)) for name in self._state_attrs}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Continue from ``state_dict`` (from :meth:`state_dict`); tensors move to this metric's device.
+
+        :raises ValueError: if an accumulator is missing from ``state_dict``.
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"{type(self).__name__}.load_state_dict takes a mapping, got {type(state_dict).__name__}")
+        missing = [name for name in self._state_attrs if name not in state_dict]
+        if missing:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the state lacks {missing}")
+        for name in self._state_attrs:
+            setattr(self, name, _copy(state_dict[name], self._device))
+
     # ------------------------------------------------------------------ attached to an engine
 
     def started(self, engine: Engine) -> None:
@@ -162,12 +191,7 @@ class Metric(ABC):
         self.update(output)
 
     def completed(self, engine: Engine, name: str) -> None:
-        result = self.compute()
-        if isinstance(result, Mapping):
-            engine.state.metrics.update(result)
-        if isinstance(result, torch.Tensor) and result.ndim == 0:
-            result = result.item()
-        engine.state.metrics[name] = result
+        publish(engine, name, self.compute())
 
     def attach(self, engine: Engine, name: str, usage: str | MetricUsage = "epoch_wise") -> None:
         """Compute this metric on ``engine`` per ``usage``; the value lands in ``engine.state.metrics[name]``.
@@ -246,6 +270,23 @@ class Metric(ABC):
 
     def __getitem__(self, index: Any) -> Any:
         return self._lambda(lambda x: x[index], self)
+
+
+def publish(engine: Engine, name: str, result: Any) -> None:
+    """Put a computed value into ``engine.state.metrics`` (a mapping's items too, a 0-d tensor as a number)."""
+    if isinstance(result, Mapping):
+        engine.state.metrics.update(result)
+    if isinstance(result, torch.Tensor) and result.ndim == 0:
+        result = result.item()
+    engine.state.metrics[name] = result
+
+
+def _copy(value: Any, device: torch.device | None = None) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().to(device or value.device, copy=True)
+    if isinstance(value, list):
+        return [_copy(v, device) for v in value]
+    return value
 
 
 def check_pair(metric: Metric, output: Any) -> tuple[torch.Tensor, torch.Tensor]:

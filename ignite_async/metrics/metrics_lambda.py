@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -61,6 +61,17 @@ class MetricsLambda(Metric):
 
     def compute(self) -> Any:
         return self.function(*[_value(a) for a in self.args], **{k: _value(v) for k, v in self.kwargs.items()})
+
+    def state_dict(self) -> dict[str, Any]:
+        """The state of each metric it depends on, by position."""
+        return {str(i): metric.state_dict() for i, metric in enumerate(self._dependencies())}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        dependencies = self._dependencies()
+        if sorted(state_dict) != sorted(str(i) for i in range(len(dependencies))):
+            raise ValueError(f"MetricsLambda.load_state_dict: expected the states of {len(dependencies)} metrics")
+        for i, metric in enumerate(dependencies):
+            metric.load_state_dict(state_dict[str(i)])
 
     def _attach_dependencies(self, engine: Engine, usage: MetricUsage) -> None:
         self._attached_to = engine

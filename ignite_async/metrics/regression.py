@@ -15,6 +15,8 @@ __all__ = ["MeanAbsoluteError", "MeanSquaredError", "RootMeanSquaredError"]
 class _ErrorSum(Metric):
     """Sums an elementwise error over the examples, on the device (float64), read back in compute()."""
 
+    _state_attrs = ("_sum", "_num_examples")
+
     def reset(self) -> None:
         self._sum = torch.tensor(0.0, dtype=torch.float64, device=self._device)
         self._num_examples = 0

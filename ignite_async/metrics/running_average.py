@@ -30,6 +30,7 @@ class RunningAverage(Metric):
     2.0
     """
 
+    _state_attrs = ("_value",)
     required_output_keys = None
 
     def __init__(
@@ -88,6 +89,7 @@ class RunningAverage(Metric):
 class Average(Metric):
     """The mean of the outputs: numbers, or tensors whose first dimension is the batch (averaged over it)."""
 
+    _state_attrs = ("_sum", "_num_examples")
     required_output_keys = None
 
     def reset(self) -> None:

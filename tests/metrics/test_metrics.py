@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from typing import Any
 
@@ -14,37 +13,7 @@ from ignite.engine import Events as IgniteEvents
 
 import ignite_async.metrics as ours
 from ignite_async import Engine, Events
-
-Batch = tuple[torch.Tensor, torch.Tensor]
-
-
-def classification_batches(kind: str, seed: int) -> list[Batch]:
-    g = torch.Generator().manual_seed(seed)
-    rng = random.Random(seed)
-    classes, extra = rng.randint(2, 6), [rng.randint(1, 3)] * rng.randint(0, 2)
-    batches = []
-    for _ in range(rng.randint(1, 5)):
-        n = rng.randint(1, 9)
-        if kind == "binary":
-            batches.append(
-                (torch.randint(0, 2, (n, *extra), generator=g), torch.randint(0, 2, (n, *extra), generator=g))
-            )
-        elif kind == "multiclass":
-            batches.append(
-                (torch.rand(n, classes, *extra, generator=g), torch.randint(0, classes, (n, *extra), generator=g))
-            )
-        else:
-            shape = (n, classes, *extra)
-            batches.append((torch.randint(0, 2, shape, generator=g), torch.randint(0, 2, shape, generator=g)))
-    return batches
-
-
-def regression_batches(seed: int) -> list[Batch]:
-    g = torch.Generator().manual_seed(seed)
-    rng = random.Random(seed)
-    tail = rng.choice([(), (1,), (3,)])
-    return [(torch.randn(n, *tail, generator=g), torch.randn(n, *tail, generator=g)) for n in [rng.randint(1, 9)] * 3]
-
+from tests.metrics._data import Batch, classification_batches, ranking_batches, regression_batches, scores_batches
 
 PAIRS: list[tuple[str, Callable[[Any], Any], Callable[[int], list[Batch]]]] = [
     ("binary accuracy", lambda lib: lib.Accuracy(), lambda s: classification_batches("binary", s)),
@@ -63,7 +32,57 @@ PAIRS: list[tuple[str, Callable[[Any], Any], Callable[[int], list[Batch]]]] = [
         lambda lib: lib.Loss(torch.nn.functional.cross_entropy),
         lambda s: [(p.float(), y) for p, y in classification_batches("multiclass", s)],
     ),
+    *(
+        (
+            f"{kind} {cls.lower()} average={average}",
+            lambda lib, cls=cls, kind=kind, average=average: getattr(lib, cls)(
+                average=average, is_multilabel=kind == "multilabel"
+            ),
+            lambda s, kind=kind: classification_batches(kind, s),
+        )
+        for cls in ("Precision", "Recall")
+        for kind in ("binary", "multiclass", "multilabel")
+        for average in (False, None, True, "micro", "weighted", *(["samples"] if kind == "multilabel" else []))
+    ),
+    *(
+        (
+            f"{kind} f{beta} average={average}",
+            lambda lib, kind=kind, beta=beta, average=average: lib.Fbeta(
+                beta,
+                average,
+                precision=lib.Precision(is_multilabel=kind == "multilabel"),
+                recall=lib.Recall(is_multilabel=kind == "multilabel"),
+            ),
+            lambda s, kind=kind: classification_batches(kind, s),
+        )
+        for kind in ("binary", "multiclass", "multilabel")
+        for beta in (0.5, 1.0, 2.0)
+        for average in (True, False)
+    ),
+    *(
+        (f"top-{k} accuracy", lambda lib, k=k: lib.TopKCategoricalAccuracy(k), lambda s, k=k: scores_batches(s, k))
+        for k in (1, 2, 3)
+    ),
+    ("roc auc", lambda lib: lib.ROC_AUC(), lambda s: ranking_batches(s, labels=0)),
+    ("multilabel roc auc", lambda lib: lib.ROC_AUC(), lambda s: ranking_batches(s, labels=3)),
+    ("average precision", lambda lib: lib.AveragePrecision(), lambda s: ranking_batches(s, labels=0)),
+    ("multilabel average precision", lambda lib: lib.AveragePrecision(), lambda s: ranking_batches(s, labels=4)),
+    (
+        "epoch metric",
+        lambda lib: lib.EpochMetric(lambda p, y: float(((p - y) ** 3).mean())),
+        regression_batches,
+    ),
 ]
+
+
+def plain(value: Any) -> Any:
+    """A metric's value as numbers pytest.approx compares (tensors become lists)."""
+    return value.tolist() if isinstance(value, torch.Tensor) else value
+
+
+def flat(values: list[Any]) -> list[Any]:
+    """The values that are set, per-class lists spliced in."""
+    return [x for v in values if v is not None for x in (v if isinstance(v, list) else [v])]
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -75,7 +94,7 @@ def test_values_equal_ignites(index: int, seed: int) -> None:
     for batch in batches:
         theirs.update(batch)
         mine.update(batch)
-    assert mine.compute() == pytest.approx(theirs.compute(), rel=1e-6, abs=1e-9)
+    assert plain(mine.compute()) == pytest.approx(plain(theirs.compute()), rel=1e-6, abs=1e-9)
 
 
 USAGES = ["epoch_wise", "batch_wise", "running_batch_wise", "single_epoch_running_batch_wise", "running_epoch_wise"]
@@ -83,9 +102,11 @@ USAGES = ["epoch_wise", "batch_wise", "running_batch_wise", "single_epoch_runnin
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("usage", [*USAGES, "batch_filtered"])
-@pytest.mark.parametrize("index", [1, 3, 6], ids=["accuracy", "mse", "loss"])
-async def test_every_usage_gives_ignites_values_at_every_event(index: int, usage: str) -> None:
-    _, make, batches_for = PAIRS[index]
+@pytest.mark.parametrize(
+    "name", ["multiclass accuracy", "mse", "loss", "multilabel precision average=False", "multiclass f1.0 average=True"]
+)
+async def test_every_usage_gives_ignites_values_at_every_event(name: str, usage: str) -> None:
+    _, make, batches_for = next(p for p in PAIRS if p[0] == name)
     batches = batches_for(7) * 2
 
     def trace(lib: Any, engine: Any, events: Any) -> list[Any]:
@@ -93,8 +114,8 @@ async def test_every_usage_gives_ignites_values_at_every_event(index: int, usage
         u = lib.BatchFiltered(every=2) if usage == "batch_filtered" else usage
         metric.attach(engine, "m", usage=u)
         seen: list[Any] = []
-        engine.add_event_handler(events.ITERATION_COMPLETED, lambda e: seen.append(e.state.metrics.get("m")))
-        engine.add_event_handler(events.EPOCH_COMPLETED, lambda e: seen.append(e.state.metrics.get("m")))
+        engine.add_event_handler(events.ITERATION_COMPLETED, lambda e: seen.append(plain(e.state.metrics.get("m"))))
+        engine.add_event_handler(events.EPOCH_COMPLETED, lambda e: seen.append(plain(e.state.metrics.get("m"))))
         return seen
 
     ref = IgniteEngine(lambda e, b: b)
@@ -104,7 +125,7 @@ async def test_every_usage_gives_ignites_values_at_every_event(index: int, usage
     mine = trace(ours, engine, Events)
     await engine.run(batches, max_epochs=2)
     assert [m is None for m in mine] == [t is None for t in theirs]
-    assert [m for m in mine if m is not None] == pytest.approx([t for t in theirs if t is not None], rel=1e-6)
+    assert flat(mine) == pytest.approx(flat(theirs), rel=1e-6)
 
 
 def test_bad_input_is_named() -> None:
@@ -140,3 +161,51 @@ async def test_dict_outputs_need_the_required_keys() -> None:
     assert (await ok.run([0])).metrics["acc"] == 1.0
     metric.detach(ok)
     assert not metric.is_attached(ok)
+
+
+@pytest.mark.parametrize("index", range(len(PAIRS)), ids=[p[0] for p in PAIRS])
+def test_state_dict_resumes_midway(index: int, tmp_path: Any) -> None:
+    _, make, batches_for = PAIRS[index]
+    batches = batches_for(3) * 2
+    whole, first = make(ours), make(ours)
+    for batch in batches:
+        whole.update(batch)
+    for batch in batches[:2]:
+        first.update(batch)
+    torch.save(first.state_dict(), tmp_path / "metric.pt")
+    for batch in batches[:1]:
+        first.update(batch)  # the saved state is a copy: later updates do not leak into it
+    resumed = make(ours)
+    resumed.load_state_dict(torch.load(tmp_path / "metric.pt"))
+    for batch in batches[2:]:
+        resumed.update(batch)
+    assert plain(resumed.compute()) == pytest.approx(plain(whole.compute()), rel=1e-9)
+
+
+def test_classification_bad_input_is_named() -> None:
+    for average in ("mean", "binary", 1):
+        with pytest.raises(ValueError, match=f"average must be .* got {average!r}"):
+            ours.Precision(average=average)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="samples' needs multilabel data, got multiclass"):
+        ours.Recall(average="samples").update((torch.rand(3, 4), torch.tensor([0, 1, 2])))
+    with pytest.raises(ValueError, match="y has class 5 but y_pred scores only 3 classes"):
+        ours.Precision().update((torch.rand(2, 3), torch.tensor([0, 5])))
+    with pytest.raises(ValueError, match=r"same shape, got \(2, 3\) and \(2, 4\)"):
+        ours.Recall(is_multilabel=True).update((torch.ones(2, 3), torch.ones(2, 4)))
+    precision = ours.Precision()
+    precision.update((torch.rand(2, 3), torch.tensor([0, 2])))
+    with pytest.raises(ValueError, match="number of classes changed from 3 to 4"):
+        precision.update((torch.rand(2, 4), torch.tensor([0, 2])))
+    with pytest.raises(ValueError, match="must have average=False, got average='macro'"):
+        ours.Fbeta(1.0, precision=ours.Precision(average=True))
+    with pytest.raises(ValueError, match="beta must be a positive number"):
+        ours.Fbeta(0.0)
+    with pytest.raises(ValueError, match="k=3 but y_pred scores only 2 classes"):
+        ours.TopKCategoricalAccuracy(3).update((torch.rand(4, 2), torch.zeros(4, dtype=torch.long)))
+    with pytest.raises(ValueError, match=r"y_pred must be \(N, C\) and y \(N,\), got \(4, 5\) and \(3,\)"):
+        ours.TopKCategoricalAccuracy(3).update((torch.rand(4, 5), torch.zeros(3, dtype=torch.long)))
+    for metric in (ours.Precision(), ours.Recall(), ours.TopKCategoricalAccuracy(), ours.ROC_AUC(), ours.Fbeta(2.0)):
+        with pytest.raises(ours.NotComputableError):
+            metric.compute()
+    with pytest.raises(ValueError, match=r"lacks \['_sum', '_num_examples'\]"):
+        ours.MeanSquaredError().load_state_dict({})

@@ -1,0 +1,67 @@
+"""Input checks shared by the classification metrics: binary, multiclass or multilabel, as pytorch-ignite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ignite_async.metrics.metric import Metric, check_pair
+
+
+class ClassificationMetric(Metric):
+    """Decides the data type of each update the way pytorch-ignite does, and keeps it fixed until ``reset``.
+
+    - binary: ``y_pred`` and ``y`` of one shape ``(N, ...)``, or ``y_pred`` of ``(N, 1, ...)``, 0s and 1s;
+    - multiclass: ``y_pred`` of ``(N, C, ...)`` scores with ``C > 1``, ``y`` of ``(N, ...)`` class indices;
+    - multilabel (``is_multilabel=True``): both ``(N, C, ...)`` with ``C > 1``, 0s and 1s.
+
+    Values are checked only for CPU tensors: checking a GPU tensor would wait for the device.
+    """
+
+    def __init__(
+        self,
+        output_transform: Callable[[Any], Any] = lambda x: x,
+        is_multilabel: bool = False,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self._is_multilabel = is_multilabel
+        super().__init__(output_transform, device)
+
+    def reset(self) -> None:
+        self._type: str | None = None
+        self._num_classes: int | None = None
+
+    def _check(self, output: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(y_pred, y)`` detached, after fixing ``self._type`` and ``self._num_classes``."""
+        y_pred, y = check_pair(self, output)
+        name = type(self).__name__
+        shapes = f"{tuple(y_pred.shape)} and {tuple(y.shape)}"
+        if y.ndim + 1 == y_pred.ndim:
+            if y_pred.shape[0] != y.shape[0] or y_pred.shape[2:] != y.shape[1:]:
+                raise ValueError(f"{name}: y_pred must be (N, C, ...) for y of (N, ...), got {shapes}")
+            classes = y_pred.shape[1]
+            kind = "binary" if classes == 1 else "multiclass"
+        elif y.ndim == y_pred.ndim:
+            if y.shape != y_pred.shape:
+                raise ValueError(f"{name}: y_pred and y must have the same shape, got {shapes}")
+            kind = "multilabel" if self._is_multilabel else "binary"
+            classes = y_pred.shape[1] if self._is_multilabel and y.ndim > 1 else 1
+        else:
+            raise ValueError(
+                f"{name}: y_pred must have the shape of y (binary, multilabel) or one more dimension "
+                f"(multiclass), got {shapes}"
+            )
+        if self._is_multilabel and (kind != "multilabel" or y.ndim < 2 or y.shape[1] < 2):
+            raise ValueError(f"{name}: multilabel y_pred and y must both be (N, C, ...) with C > 1, got {shapes}")
+        if kind in ("binary", "multilabel") and y.device.type == "cpu" and y_pred.device.type == "cpu":
+            for label, t in (("y", y), ("y_pred", y_pred)):
+                if not torch.equal(t, t**2):
+                    raise ValueError(f"{name}: for {kind} data, {label} must be 0s and 1s")
+        if self._type is not None and kind != self._type:
+            raise RuntimeError(f"{name}: the data type changed from {self._type} to {kind} between updates")
+        if self._num_classes is not None and classes != self._num_classes:
+            raise ValueError(f"{name}: the number of classes changed from {self._num_classes} to {classes}")
+        self._type, self._num_classes = kind, classes
+        return y_pred, y
