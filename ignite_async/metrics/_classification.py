@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from ignite_async.metrics.metric import Metric, check_pair
+
+_last_argmax: tuple[weakref.ref[torch.Tensor], int, torch.Tensor] | None = None
+
+
+def predicted_classes(y_pred: torch.Tensor) -> torch.Tensor:
+    """``argmax(y_pred, dim=1)``, computed once for all the metrics that update on the same output.
+
+    Accuracy, ConfusionMatrix, Precision and Recall each need it, and on small batches it costs as much as
+    the rest of their update. The tensor's identity and version counter tell when it is the same output, so
+    pass the output's own tensor, not a fresh ``detach()`` of it.
+    """
+    global _last_argmax
+    try:
+        version = y_pred._version
+    except RuntimeError:  # an inference-mode tensor has no version counter: never reuse
+        return torch.argmax(y_pred.detach(), dim=1)
+    cached = _last_argmax
+    if cached is not None and cached[0]() is y_pred and cached[1] == version:
+        return cached[2]
+    classes = torch.argmax(y_pred.detach(), dim=1)
+    _last_argmax = (weakref.ref(y_pred), version, classes)
+    return classes
 
 
 class ClassificationMetric(Metric):
@@ -32,10 +55,22 @@ class ClassificationMetric(Metric):
     def reset(self) -> None:
         self._type: str | None = None
         self._num_classes: int | None = None
+        self._checked_shapes: tuple[torch.Size, torch.Size] | None = None
 
     def _check(self, output: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """``(y_pred, y)`` detached, after fixing ``self._type`` and ``self._num_classes``."""
         y_pred, y = check_pair(self, output)
+        shapes = (y_pred.shape, y.shape)
+        if shapes != self._checked_shapes:  # batches mostly repeat their shapes: check each new pair once
+            self._check_shapes(y_pred, y)
+            self._checked_shapes = shapes
+        if self._type != "multiclass" and y.device.type == "cpu" and y_pred.device.type == "cpu":
+            for label, t in (("y", y), ("y_pred", y_pred)):
+                if not torch.equal(t, t**2):
+                    raise ValueError(f"{type(self).__name__}: for {self._type} data, {label} must be 0s and 1s")
+        return y_pred, y
+
+    def _check_shapes(self, y_pred: torch.Tensor, y: torch.Tensor) -> None:
         name = type(self).__name__
         shapes = f"{tuple(y_pred.shape)} and {tuple(y.shape)}"
         if y.ndim + 1 == y_pred.ndim:
@@ -55,13 +90,8 @@ class ClassificationMetric(Metric):
             )
         if self._is_multilabel and (kind != "multilabel" or y.ndim < 2 or y.shape[1] < 2):
             raise ValueError(f"{name}: multilabel y_pred and y must both be (N, C, ...) with C > 1, got {shapes}")
-        if kind in ("binary", "multilabel") and y.device.type == "cpu" and y_pred.device.type == "cpu":
-            for label, t in (("y", y), ("y_pred", y_pred)):
-                if not torch.equal(t, t**2):
-                    raise ValueError(f"{name}: for {kind} data, {label} must be 0s and 1s")
         if self._type is not None and kind != self._type:
             raise RuntimeError(f"{name}: the data type changed from {self._type} to {kind} between updates")
         if self._num_classes is not None and classes != self._num_classes:
             raise ValueError(f"{name}: the number of classes changed from {self._num_classes} to {classes}")
         self._type, self._num_classes = kind, classes
-        return y_pred, y

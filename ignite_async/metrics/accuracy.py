@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from ignite_async.metrics._classification import ClassificationMetric
+from ignite_async.metrics._classification import ClassificationMetric, predicted_classes
 from ignite_async.metrics.metric import NotComputableError
 
 __all__ = ["Accuracy"]
@@ -39,7 +39,7 @@ class Accuracy(ClassificationMetric):
         if self._type == "binary":
             correct = torch.eq(y_pred.reshape(-1).to(y), y.reshape(-1))
         elif self._type == "multiclass":
-            correct = torch.eq(torch.argmax(y_pred, dim=1), y).reshape(-1)
+            correct = torch.eq(predicted_classes(output[0]), y).reshape(-1)
         else:
             classes = y_pred.shape[1]
             last = y_pred.ndim - 1

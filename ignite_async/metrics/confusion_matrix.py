@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from ignite_async.metrics._classification import predicted_classes
 from ignite_async.metrics.metric import Metric, NotComputableError, check_pair
 from ignite_async.metrics.metrics_lambda import MetricsLambda
 
@@ -21,7 +22,7 @@ class ConfusionMatrix(Metric):
         ``"precision"`` (columns sum to 1).
     """
 
-    _state_attrs = ("confusion_matrix", "_num_examples")
+    _state_attrs = ("_counts", "_num_examples")
 
     def __init__(
         self,
@@ -39,7 +40,9 @@ class ConfusionMatrix(Metric):
         super().__init__(output_transform, device)
 
     def reset(self) -> None:
-        self.confusion_matrix = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64, device=self._device)
+        # Row-major [true, predicted] counts, and one more bin where a GPU update sends ignored targets.
+        self._counts = torch.zeros(self.num_classes**2 + 1, dtype=torch.int64, device=self._device)
+        self._ones = torch.ones(0, dtype=torch.int64, device=self._device)
         self._num_examples = 0
 
     def update(self, output: Any) -> None:
@@ -52,18 +55,34 @@ class ConfusionMatrix(Metric):
                 f"{tuple(y_pred.shape)}"
             )
         self._num_examples += y_pred.shape[0]
-        predicted = torch.argmax(y_pred, dim=1).flatten()
+        c = self.num_classes
+        predicted = predicted_classes(output[0]).flatten()
         target = y.flatten()
-        keep = (target >= 0) & (target < self.num_classes)
-        indices = self.num_classes * target[keep] + predicted[keep]
-        counts = torch.bincount(indices, minlength=self.num_classes**2).reshape(self.num_classes, self.num_classes)
-        self.confusion_matrix += counts.to(self.confusion_matrix)
+        # Targets outside [0, C) (an ignore index) are not counted, as in pytorch-ignite. On the CPU a range
+        # check is cheapest; on a GPU they are sent to an extra bin instead, so that nothing waits for the device.
+        if target.device.type == "cpu" and target.numel():
+            low, high = torch.aminmax(target)
+            if low.item() < 0 or high.item() >= c:
+                keep = (target >= 0) & (target < c)
+                target, predicted = target[keep], predicted[keep]
+            indices = torch.add(predicted, target, alpha=c)
+        else:
+            indices = torch.where((target >= 0) & (target < c), torch.add(predicted, target, alpha=c), c * c)
+        if self._ones.shape != indices.shape:
+            self._ones = torch.ones_like(indices, device=self._device)
+        self._counts.put_(indices.to(self._device), self._ones, accumulate=True)
+
+    @property
+    def confusion_matrix(self) -> torch.Tensor:
+        """The counts so far: ``[true class, predicted class]``."""
+        c = self.num_classes
+        return self._counts[: c * c].view(c, c)
 
     def compute(self) -> torch.Tensor:
         if self._num_examples == 0:
             raise NotComputableError("ConfusionMatrix must have at least one example before it can be computed")
         if self.average is None:
-            return self.confusion_matrix
+            return self.confusion_matrix.clone()  # a value, not a view that later updates change
         cm = self.confusion_matrix.float()  # float32, as pytorch-ignite
         if self.average == "samples":
             return cm / self._num_examples  # per sample (not per count), as pytorch-ignite

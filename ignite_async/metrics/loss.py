@@ -19,6 +19,7 @@ class Loss(Metric):
     """
 
     required_output_keys = ("y_pred", "y")
+    _optional_output_keys = ("criterion_kwargs",)
 
     _state_attrs = ("_sum", "_num_examples")
 
@@ -51,7 +52,7 @@ class Loss(Metric):
         if average.ndim != 0:
             raise ValueError(f"loss_fn must return the batch's mean loss (a scalar), got shape {tuple(average.shape)}")
         n = self._batch_size(y)
-        self._sum += average.to(self._device, dtype=torch.float64) * n
+        self._sum.add_(average.to(self._device), alpha=n)
         self._num_examples += n
 
     def compute(self) -> float:

@@ -8,7 +8,7 @@ GPUs).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -118,6 +118,7 @@ class Metric(ABC):
     """
 
     required_output_keys: tuple[str, ...] | None = ("y_pred", "y")
+    _optional_output_keys: tuple[str, ...] = ()
     # What reset() creates and update() accumulates: what state_dict() saves.
     _state_attrs: tuple[str, ...] = ()
 
@@ -177,18 +178,28 @@ class Metric(ABC):
     def started(self, engine: Engine) -> None:
         self.reset()
 
-    @torch.no_grad()
     def iteration_completed(self, engine: Engine) -> None:
         output = self._output_transform(engine.state.output)
-        if isinstance(output, Mapping):
-            keys = self.required_output_keys
-            if keys is None:
-                raise TypeError(f"{type(self).__name__} cannot take a mapping output; give output_transform")
-            missing = [k for k in keys if k not in output]
-            if missing:
-                raise ValueError(f"{type(self).__name__} needs the output keys {missing}; got {sorted(output)}")
-            output = tuple(output[k] for k in keys)
-        self.update(output)
+        if not isinstance(output, tuple) and isinstance(output, Mapping):
+            output = self._from_mapping(output)
+        # Updates build no autograd graph. Set directly: a no_grad() context costs more than some updates.
+        if torch.is_grad_enabled():
+            torch.set_grad_enabled(False)
+            try:
+                self.update(output)
+            finally:
+                torch.set_grad_enabled(True)
+        else:
+            self.update(output)
+
+    def _from_mapping(self, output: Mapping[str, Any]) -> tuple[Any, ...]:
+        keys = self.required_output_keys
+        if keys is None:
+            raise TypeError(f"{type(self).__name__} cannot take a mapping output; give output_transform")
+        missing = [k for k in keys if k not in output]
+        if missing:
+            raise ValueError(f"{type(self).__name__} needs the output keys {missing}; got {sorted(output)}")
+        return tuple(output[k] for k in keys) + tuple(output[k] for k in self._optional_output_keys if k in output)
 
     def completed(self, engine: Engine, name: str) -> None:
         publish(engine, name, self.compute())
@@ -271,6 +282,16 @@ class Metric(ABC):
     def __getitem__(self, index: Any) -> Any:
         return self._lambda(lambda x: x[index], self)
 
+    def __getattr__(self, name: str) -> Any:
+        """``metric.mean()``, ``metric.sum(dim=0)``...: a tensor method applied to the value, as a MetricsLambda."""
+        if name.startswith("_") or not hasattr(torch.Tensor, name):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+        def method(*args: Any, **kwargs: Any) -> Any:
+            return self._lambda(lambda value: getattr(value, name)(*args, **kwargs), self)
+
+        return method
+
 
 def publish(engine: Engine, name: str, result: Any) -> None:
     """Put a computed value into ``engine.state.metrics`` (a mapping's items too, a 0-d tensor as a number)."""
@@ -291,7 +312,7 @@ def _copy(value: Any, device: torch.device | None = None) -> Any:
 
 def check_pair(metric: Metric, output: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """``(y_pred, y)`` as tensors, or a ValueError naming the metric."""
-    if not isinstance(output, Sequence) or len(output) != 2:
+    if not isinstance(output, (tuple, list)) or len(output) != 2:
         raise ValueError(f"{type(metric).__name__}.update takes (y_pred, y), got {type(output).__name__}")
     y_pred, y = output
     if not isinstance(y_pred, torch.Tensor) or not isinstance(y, torch.Tensor):

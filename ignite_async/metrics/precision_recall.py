@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ignite_async.metrics._classification import ClassificationMetric
+from ignite_async.metrics._classification import ClassificationMetric, predicted_classes
 from ignite_async.metrics.metric import NotComputableError
 
 __all__ = ["Precision", "Recall"]
@@ -69,7 +69,7 @@ class _PrecisionRecall(ClassificationMetric):
                 raise ValueError(
                     f"{type(self).__name__}: y has class {int(y.max())} but y_pred scores only {classes} classes"
                 )
-            indices = torch.argmax(y_pred, dim=1) if self._type == "multiclass" else y_pred.long()
+            indices = predicted_classes(output[0]) if self._type == "multiclass" else y_pred.long()
             y = torch.nn.functional.one_hot(y.reshape(-1).long(), classes)
             y_pred = torch.nn.functional.one_hot(indices.reshape(-1), classes)
         y_pred = y_pred.to(dtype=torch.float64, device=self._device)

@@ -63,11 +63,22 @@ class RunningAverage(Metric):
 
     def update(self, output: Any) -> None:
         if self.src is None:
-            value = output.detach().to(self._device, copy=True) if isinstance(output, torch.Tensor) else output
+            value = output
+            if isinstance(value, torch.Tensor):
+                # A CPU scalar (the usual loss) is averaged as a float: three tensor ops cost more than the
+                # rest of an update. Any other tensor stays a tensor on the device, never read back here.
+                if value.ndim == 0 and value.device.type == "cpu":
+                    value = value.item()
+                else:
+                    value = value.detach().to(self._device)
         else:
             value = self.src.compute()  # the source's value on this batch, then start it afresh
             self.src.reset()
-        self._value = value if self._value is None else self._value * self.alpha + (1.0 - self.alpha) * value
+        if self._value is None:
+            # A copy: the output's tensor may be reused by whoever produced it.
+            self._value = value.clone() if isinstance(value, torch.Tensor) else value
+        else:
+            self._value = self._value * self.alpha + (1.0 - self.alpha) * value
 
     def compute(self) -> Any:
         return self._value

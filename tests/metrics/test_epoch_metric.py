@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 
@@ -26,27 +25,27 @@ SCORES = [(torch.tensor([0.1, 0.4, 0.35, 0.8]), torch.tensor([0, 0, 1, 1]))]
 
 async def test_background_compute_lets_the_next_epoch_start_and_publishes_in_order() -> None:
     second_computed = threading.Event()
-    calls = itertools.count()
 
     def slow_first(y_pred: torch.Tensor, y: torch.Tensor) -> float:
-        call = next(calls)
-        if call == 0:
+        epoch = int(y_pred[0])
+        if epoch == 1:
             # Only returns once epoch 2 has run and been computed: inline, this would never happen.
             assert second_computed.wait(timeout=30), "epoch 2 never ran while epoch 1 was being computed"
         else:
             second_computed.set()
-        return float(call)
+        return float(epoch)
 
-    engine = Engine(lambda e, b: b)
+    # Each epoch's predictions are its number, so the value says which epoch it is.
+    engine = Engine(lambda e, b: (torch.tensor([float(e.state.epoch)]), torch.tensor([0.0])))
     EpochMetric(slow_first, check_compute_fn=False, background=True).attach(engine, "m")
     at_epoch_end: list[object] = []
     engine.add_event_handler(Events.EPOCH_COMPLETED, lambda e: at_epoch_end.append(e.state.metrics.get("m")))
     at_completed: list[object] = []
     engine.add_event_handler(Events.COMPLETED, lambda e: at_completed.append(e.state.metrics["m"]))
-    state = await engine.run(SCORES, max_epochs=2)
+    state = await engine.run([0], max_epochs=2)
     assert at_epoch_end == [None, None]  # not ready at its own EPOCH_COMPLETED
-    assert at_completed == [1.0]  # epoch 2's value, though epoch 1's was computed last
-    assert state.metrics["m"] == 1.0
+    assert at_completed == [2.0]  # epoch 2's value, though epoch 1's was computed last
+    assert state.metrics["m"] == 2.0
 
 
 async def test_background_roc_auc_equals_inline_and_failures_fail_the_run() -> None:

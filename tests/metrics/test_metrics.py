@@ -209,3 +209,32 @@ def test_classification_bad_input_is_named() -> None:
             metric.compute()
     with pytest.raises(ValueError, match=r"lacks \['_sum', '_num_examples'\]"):
         ours.MeanSquaredError().load_state_dict({})
+
+
+def test_shared_argmax_sees_in_place_changes() -> None:
+    y_pred, y = torch.tensor([[0.9, 0.1], [0.8, 0.2]]), torch.tensor([0, 1])
+    accuracy, cm = ours.Accuracy(), ours.ConfusionMatrix(2)
+    accuracy.update((y_pred, y))
+    y_pred[:, 1] = 1.0  # now every row predicts class 1: the cached argmax must not be reused
+    cm.update((y_pred, y))
+    accuracy.update((y_pred, y))
+    assert cm.compute().tolist() == [[0, 1], [0, 1]]
+    assert accuracy.compute() == 0.5
+
+
+@pytest.mark.anyio
+async def test_tensor_methods_on_metrics_build_lambdas_like_ignite() -> None:
+    batches = classification_batches("multiclass", 5)
+
+    def f1(lib: Any) -> Any:
+        precision, recall = lib.Precision(average=False), lib.Recall(average=False)
+        return (2 * precision * recall / (precision + recall + 1e-20)).mean()
+
+    ref = IgniteEngine(lambda e, b: b)
+    f1(ig).attach(ref, "f1")
+    engine = Engine(lambda e, b: b)
+    f1(ours).attach(engine, "f1")
+    expected = ref.run(batches).metrics["f1"]
+    assert (await engine.run(batches)).metrics["f1"] == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(AttributeError, match="'Accuracy' object has no attribute 'no_such_method'"):
+        ours.Accuracy().no_such_method()
