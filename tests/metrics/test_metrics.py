@@ -102,9 +102,7 @@ USAGES = ["epoch_wise", "batch_wise", "running_batch_wise", "single_epoch_runnin
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("usage", [*USAGES, "batch_filtered"])
-@pytest.mark.parametrize(
-    "name", ["multiclass accuracy", "mse", "loss", "multilabel precision average=False", "multiclass f1.0 average=True"]
-)
+@pytest.mark.parametrize("name", [p[0] for p in PAIRS])
 async def test_every_usage_gives_ignites_values_at_every_event(name: str, usage: str) -> None:
     _, make, batches_for = next(p for p in PAIRS if p[0] == name)
     batches = batches_for(7) * 2
