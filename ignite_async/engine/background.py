@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -18,6 +19,10 @@ import anyio
 import anyio.to_thread
 
 from ignite_async.engine._handlers import describe, is_async_callable
+
+# True inside tasks the engine runs beside the loop (spawned, background handlers) and the threads they start:
+# their order differs between ranks, so distributed collectives refuse to run there.
+in_background: ContextVar[bool] = ContextVar("in_background", default=False)
 
 if TYPE_CHECKING:
     from ignite_async.engine.engine import Engine

@@ -23,7 +23,7 @@ from ignite_async.engine._handlers import (
 )
 from ignite_async.engine._loop import drive, run_body
 from ignite_async.engine._prefetch import AsyncPrefetcher, ThreadPrefetcher, make_prefetcher
-from ignite_async.engine.background import BackgroundHandler, EngineStatistics, TaskHandle, _EngineView
+from ignite_async.engine.background import BackgroundHandler, EngineStatistics, TaskHandle, _EngineView, in_background
 from ignite_async.engine.events import (
     CallableEventWithFilter,
     EventEnum,
@@ -706,6 +706,7 @@ class Engine:
         self._tasks_active += 1  # counted only once it is really started
 
     async def _tracked(self, async_fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+        in_background.set(True)  # this task's own context: the loop's is untouched
         try:
             await async_fn(*args)
         except anyio.get_cancelled_exc_class():
@@ -864,6 +865,7 @@ class Engine:
             assert self.state.epoch_length is not None
             iterator, is_async = itertools.repeat(None, self.state.epoch_length), False
         else:
+            _set_sampler_epoch(data, self.state.epoch - 1)
             is_async = hasattr(data, "__aiter__")
             iterator = data.__aiter__() if is_async else iter(data)
             if self._prefetch:
@@ -885,3 +887,16 @@ class Engine:
             if self.state.epoch_length is not None:
                 iteration %= self.state.epoch_length
             self._init_iter = iteration
+
+
+def _set_sampler_epoch(data: Any, epoch: int) -> None:
+    """Tell the loader's sampler which epoch (from 0) its next pass is for, as DistributedSampler needs.
+
+    Its shuffle then differs per epoch and is the same on every rank, and a resumed run gets the same
+    order as an uninterrupted one.
+    """
+    samplers = (getattr(data, "sampler", None), getattr(getattr(data, "batch_sampler", None), "sampler", None))
+    for sampler in dict.fromkeys(s for s in samplers if s is not None):
+        set_epoch = getattr(sampler, "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(max(epoch, 0))

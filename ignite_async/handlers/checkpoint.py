@@ -28,6 +28,7 @@ import anyio.to_thread
 import torch
 from torch import nn
 
+from ignite_async.distributed.comm import get_rank
 from ignite_async.engine import Engine
 from ignite_async.engine.background import BackgroundHandler
 
@@ -59,6 +60,8 @@ class DiskSaver(BaseSaveHandler):
     :param atomic: write to a temporary file and rename it, so a crash never leaves a partial checkpoint
         under a checkpoint's name.
     :param require_empty: refuse a directory that already holds ``.pt`` files.
+    :param save_on_rank: in a distributed job, the one rank that writes (and checks the directory); the
+        others do nothing.
     :raises OSError: naming the directory if it cannot be created.
     :raises ValueError: if it does not exist (and may not be created) or holds checkpoints with ``require_empty``.
     """
@@ -70,12 +73,16 @@ class DiskSaver(BaseSaveHandler):
         atomic: bool = True,
         create_dir: bool = True,
         require_empty: bool = True,
+        save_on_rank: int = 0,
         **torch_save_kwargs: Any,
     ) -> None:
         self.keeps_references = False  # the tensors are serialized, then let go
         self.dirname = Path(dirname).expanduser()
         self._atomic = atomic
         self._kwargs = torch_save_kwargs
+        self.save_on_rank = save_on_rank
+        if get_rank() != save_on_rank:
+            return  # other ranks write nothing; the directory may not even be theirs to see
         if create_dir and not self.dirname.exists():
             try:
                 self.dirname.mkdir(parents=True)
@@ -94,6 +101,8 @@ class DiskSaver(BaseSaveHandler):
                 )
 
     def __call__(self, checkpoint: Mapping[str, Any], filename: str, metadata: Mapping[str, Any] | None = None) -> None:
+        if get_rank() != self.save_on_rank:
+            return
         path = self.dirname / filename
         if not self._atomic:
             torch.save(checkpoint, path, **self._kwargs)
@@ -111,7 +120,8 @@ class DiskSaver(BaseSaveHandler):
         _fsync_directory(self.dirname)  # the rename itself is durable only once the directory is
 
     def remove(self, filename: str) -> None:
-        (self.dirname / filename).unlink(missing_ok=True)
+        if get_rank() == self.save_on_rank:
+            (self.dirname / filename).unlink(missing_ok=True)
 
 
 def _fsync_directory(path: Path) -> None:
@@ -223,6 +233,7 @@ class Checkpoint:
         filename_pattern: str | None = None,
         include_self: bool = False,
         greater_or_equal: bool = False,
+        save_on_rank: int = 0,
     ) -> None:
         if not isinstance(to_save, Mapping):
             raise TypeError(f"to_save must be a mapping of names to objects, got {type(to_save).__name__}")
@@ -230,7 +241,7 @@ class Checkpoint:
         if include_self and "checkpointer" in to_save:
             raise ValueError("to_save cannot have a key 'checkpointer' with include_self=True")
         if isinstance(save_handler, (str, Path)):
-            save_handler = DiskSaver(save_handler, create_dir=True)
+            save_handler = DiskSaver(save_handler, create_dir=True, save_on_rank=save_on_rank)
         if not isinstance(save_handler, BaseSaveHandler):
             raise TypeError(f"save_handler must be a BaseSaveHandler or a directory, got {type(save_handler).__name__}")
         if score_function is not None and not callable(score_function):
@@ -241,6 +252,7 @@ class Checkpoint:
             raise ValueError(f"n_saved must be an integer >= 1 or None, got {n_saved!r}")
         self.to_save = to_save
         self.save_handler = save_handler
+        self.save_on_rank = save_on_rank
         self.filename_prefix = filename_prefix
         self.score_name = score_name
         self.score_function = score_function
@@ -338,6 +350,10 @@ class Checkpoint:
         priority, global_step = self._priority(engine)
         if not (self._room_left() or self._beats_worst(priority)):
             return
+        if get_rank() != self.save_on_rank:
+            # Other ranks keep the same list of saved files (for last_checkpoint), without copying or writing.
+            self._record(self._filename(self._name(), priority, global_step), priority)
+            return
         spare = self._spares.pop() if self._spares else {}
         with _all_cores():
             states = {key: _cpu_copy(_unwrap(obj).state_dict(), spare.get(key)) for key, obj in self.to_save.items()}
@@ -345,14 +361,7 @@ class Checkpoint:
         if len(states) == 1:
             ((name, snapshot),) = states.items()
         filename = self._filename(name, priority, global_step)
-        stale: list[str] = []
-        same = [i for i, item in enumerate(self._saved) if item.filename == filename]
-        if same:
-            stale.append(self._saved.pop(same[0]).filename)
-        elif not self._room_left():
-            stale.append(self._saved.pop(0).filename)
-        self._saved.append(Checkpoint.Item(priority, filename))
-        self._saved.sort(key=lambda item: item.priority)
+        stale = self._record(filename, priority)
         if self.include_self:
             snapshot["checkpointer"] = self.state_dict()
         prefix = f"{self.filename_prefix}_" if self.filename_prefix else ""
@@ -363,6 +372,21 @@ class Checkpoint:
             await anyio.to_thread.run_sync(self._write, *job)
         else:
             await self._writer.submit(engine, job, {})
+
+    def _name(self) -> str:
+        return next(iter(self.to_save)) if len(self.to_save) == 1 else "checkpoint"
+
+    def _record(self, filename: str, priority: float) -> list[str]:
+        """Add ``filename`` to the saved list; the files it replaces, to delete once it is written."""
+        stale: list[str] = []
+        same = [i for i, item in enumerate(self._saved) if item.filename == filename]
+        if same:
+            stale.append(self._saved.pop(same[0]).filename)
+        elif not self._room_left():
+            stale.append(self._saved.pop(0).filename)
+        self._saved.append(Checkpoint.Item(priority, filename))
+        self._saved.sort(key=lambda item: item.priority)
+        return stale
 
     def _write(
         self, snapshot: Any, filename: str, metadata: Mapping[str, Any], stale: list[str], states: dict[str, Any]
@@ -468,10 +492,16 @@ class ModelCheckpoint(Checkpoint):
         filename_pattern: str | None = None,
         include_self: bool = False,
         greater_or_equal: bool = False,
+        save_on_rank: int = 0,
         **torch_save_kwargs: Any,
     ) -> None:
         saver = DiskSaver(
-            dirname, atomic=atomic, create_dir=create_dir, require_empty=require_empty, **torch_save_kwargs
+            dirname,
+            atomic=atomic,
+            create_dir=create_dir,
+            require_empty=require_empty,
+            save_on_rank=save_on_rank,
+            **torch_save_kwargs,
         )
         super().__init__(
             {},
@@ -484,6 +514,7 @@ class ModelCheckpoint(Checkpoint):
             filename_pattern=filename_pattern,
             include_self=include_self,
             greater_or_equal=greater_or_equal,
+            save_on_rank=save_on_rank,
         )
 
     async def __call__(self, engine: Engine, to_save: Mapping[str, Any]) -> None:  # type: ignore[override]

@@ -17,6 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from ignite_async.distributed.comm import get_rank
 from ignite_async.engine import Engine, Events
 
 __all__ = ["ProgressBar"]
@@ -118,6 +119,8 @@ class ProgressBar:
             raise TypeError(f"metric_names must be a list of names or 'all', got {metric_names!r}")
         self._metric_names = metric_names
         self._output_transform = output_transform
+        if get_rank() != 0:
+            return  # in a distributed job only rank 0 draws: one bar, not one per process
         engine.add_event_handler(Events.EPOCH_STARTED, self._open)
         engine.add_event_handler(event_name, self._advance)
         engine.add_event_handler(closing_event_name, self._close)

@@ -18,6 +18,7 @@ from typing import Any
 import anyio.to_thread
 import torch
 
+from ignite_async.distributed.comm import get_rank
 from ignite_async.engine import Engine, Events
 from ignite_async.engine.background import BackgroundHandler
 
@@ -131,6 +132,8 @@ class BaseLogger(ABC):
             await self._ship(engine, collect(engine))
 
         log.__qualname__ = f"{type(self).__name__}.log"
+        if get_rank() != 0:
+            return  # in a distributed job only rank 0 logs: one copy of each record, written once
         engine.add_event_handler(event_name, log)
         if id(engine) not in self._watched:
             self._watched.add(id(engine))

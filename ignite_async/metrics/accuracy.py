@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from ignite_async.metrics._classification import ClassificationMetric, predicted_classes
-from ignite_async.metrics.metric import NotComputableError
+from ignite_async.metrics.metric import NotComputableError, sync_all_reduce
 
 __all__ = ["Accuracy"]
 
@@ -49,6 +49,7 @@ class Accuracy(ClassificationMetric):
         self._num_correct += torch.sum(correct).to(self._device)
         self._num_examples += correct.shape[0]
 
+    @sync_all_reduce("_num_correct", "_num_examples")
     def compute(self) -> float:
         if self._num_examples == 0:
             raise NotComputableError("Accuracy must have at least one example before it can be computed")

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from ignite_async.metrics._classification import predicted_classes
-from ignite_async.metrics.metric import Metric, NotComputableError, check_pair
+from ignite_async.metrics.metric import Metric, NotComputableError, check_pair, sync_all_reduce
 from ignite_async.metrics.metrics_lambda import MetricsLambda
 
 __all__ = ["ConfusionMatrix", "IoU", "cmAccuracy", "mIoU"]
@@ -78,6 +78,7 @@ class ConfusionMatrix(Metric):
         c = self.num_classes
         return self._counts[: c * c].view(c, c)
 
+    @sync_all_reduce("_counts", "_num_examples")
     def compute(self) -> torch.Tensor:
         if self._num_examples == 0:
             raise NotComputableError("ConfusionMatrix must have at least one example before it can be computed")

@@ -9,6 +9,7 @@ from typing import Any
 import anyio.to_thread
 import torch
 
+from ignite_async.distributed.comm import all_gather
 from ignite_async.engine import Engine
 from ignite_async.engine.background import TaskHandle
 from ignite_async.metrics.metric import Metric, NotComputableError, check_pair, publish
@@ -94,7 +95,8 @@ class EpochMetric(Metric):
     def _collected(self) -> tuple[torch.Tensor, torch.Tensor]:
         if not self._predictions:
             raise NotComputableError(f"{type(self).__name__} must have at least one example before it can be computed")
-        return torch.cat(self._predictions), torch.cat(self._targets)
+        # Every rank's rows, in rank order, on every rank (a collective: called in event order, never in a task).
+        return all_gather(torch.cat(self._predictions)), all_gather(torch.cat(self._targets))
 
     def compute(self) -> Any:
         if self._result is None:

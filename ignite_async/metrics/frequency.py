@@ -8,8 +8,9 @@ from typing import Any
 
 import torch
 
+from ignite_async.distributed.comm import get_world_size
 from ignite_async.engine import Engine, Events
-from ignite_async.metrics.metric import Metric, NotComputableError
+from ignite_async.metrics.metric import Metric, NotComputableError, sync_all_reduce
 
 __all__ = ["Frequency"]
 
@@ -46,11 +47,13 @@ class Frequency(Metric):
         self._n += output
         self._elapsed = time.perf_counter() - self._start
 
+    @sync_all_reduce("_n", "_elapsed")
     def compute(self) -> float:
         if self._elapsed <= 0.0:
             raise NotComputableError("Frequency must have at least one update before it can be computed")
         n = self._n.item() if isinstance(self._n, torch.Tensor) else self._n
-        return float(n / self._elapsed)
+        # Summed over ranks: all ranks' things over their mean time.
+        return float(n / self._elapsed) * get_world_size()
 
     def completed(self, engine: Engine, name: str) -> None:
         engine.state.metrics[name] = int(self.compute())

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ignite_async.metrics.metric import Metric, NotComputableError
+from ignite_async.metrics.metric import Metric, NotComputableError, sync_all_reduce
 
 __all__ = ["Loss"]
 
@@ -55,6 +55,7 @@ class Loss(Metric):
         self._sum.add_(average.to(self._device), alpha=n)
         self._num_examples += n
 
+    @sync_all_reduce("_sum", "_num_examples")
     def compute(self) -> float:
         if self._num_examples == 0:
             raise NotComputableError("Loss must have at least one example before it can be computed")

@@ -7,12 +7,14 @@ GPUs).
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 
+from ignite_async.distributed.comm import all_reduce, get_world_size
 from ignite_async.engine import Engine, Events
 
 __all__ = [
@@ -291,6 +293,32 @@ class Metric(ABC):
             return self._lambda(lambda value: getattr(value, name)(*args, **kwargs), self)
 
         return method
+
+
+def sync_all_reduce(*attrs: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Make ``compute`` see ``attrs`` summed over all ranks of a distributed job (see ``ignite_async.distributed``).
+
+    The sums are computed into copies that ``compute`` sees; the rank's own accumulators are put back after,
+    so later updates and computes stay right. Without a process group, ``compute`` runs as it is.
+    """
+
+    def decorator(compute: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(compute)
+        def synced(self: Metric, *args: Any, **kwargs: Any) -> Any:
+            if get_world_size() == 1:
+                return compute(self, *args, **kwargs)
+            own = {name: getattr(self, name) for name in attrs}
+            try:
+                for name, value in own.items():
+                    setattr(self, name, all_reduce(value))
+                return compute(self, *args, **kwargs)
+            finally:
+                for name, value in own.items():
+                    setattr(self, name, value)
+
+        return synced
+
+    return decorator
 
 
 def publish(engine: Engine, name: str, result: Any) -> None:

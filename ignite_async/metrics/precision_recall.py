@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from ignite_async.metrics._classification import ClassificationMetric, predicted_classes
-from ignite_async.metrics.metric import NotComputableError
+from ignite_async.metrics.metric import NotComputableError, sync_all_reduce
 
 __all__ = ["Precision", "Recall"]
 
@@ -89,6 +89,7 @@ class _PrecisionRecall(ClassificationMetric):
                 self._weight += y.sum(dim=0)
         self._updated = True
 
+    @sync_all_reduce("_numerator", "_denominator", "_weight")
     def compute(self) -> Any:
         if not self._updated:
             raise NotComputableError(f"{type(self).__name__} must have at least one example before it can be computed")

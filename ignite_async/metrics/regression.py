@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ignite_async.metrics.metric import Metric, NotComputableError, check_pair
+from ignite_async.metrics.metric import Metric, NotComputableError, check_pair, sync_all_reduce
 
 __all__ = ["MeanAbsoluteError", "MeanSquaredError", "RootMeanSquaredError"]
 
@@ -32,6 +32,7 @@ class _ErrorSum(Metric):
         self._sum += torch.sum(self._errors(y_pred - y.view_as(y_pred))).to(self._device, dtype=torch.float64)
         self._num_examples += y.shape[0]
 
+    @sync_all_reduce("_sum", "_num_examples")
     def compute(self) -> float:
         if self._num_examples == 0:
             raise NotComputableError(f"{type(self).__name__} must have at least one example before it can be computed")

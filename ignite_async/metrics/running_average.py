@@ -8,8 +8,9 @@ from typing import Any
 
 import torch
 
+from ignite_async.distributed.comm import all_reduce, get_world_size
 from ignite_async.engine import Engine, Events
-from ignite_async.metrics.metric import Metric, MetricUsage, NotComputableError, _usage
+from ignite_async.metrics.metric import Metric, MetricUsage, NotComputableError, _usage, sync_all_reduce
 
 __all__ = ["Average", "RunningAverage"]
 
@@ -81,6 +82,8 @@ class RunningAverage(Metric):
             self._value = self._value * self.alpha + (1.0 - self.alpha) * value
 
     def compute(self) -> Any:
+        if self.src is None and self._value is not None and get_world_size() > 1:
+            return all_reduce(self._value) / get_world_size()  # the mean of the ranks' averages
         return self._value
 
     def attach(self, engine: Engine, name: str, usage: str | MetricUsage = "running_batch_wise") -> None:
@@ -119,6 +122,7 @@ class Average(Metric):
         self._sum = self._sum + output
         self._num_examples += 1
 
+    @sync_all_reduce("_sum", "_num_examples")
     def compute(self) -> Any:
         if self._num_examples == 0:
             raise NotComputableError("Average must have at least one example before it can be computed")

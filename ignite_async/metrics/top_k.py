@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ignite_async.metrics.metric import Metric, NotComputableError, check_pair
+from ignite_async.metrics.metric import Metric, NotComputableError, check_pair, sync_all_reduce
 
 __all__ = ["TopKCategoricalAccuracy"]
 
@@ -52,6 +52,7 @@ class TopKCategoricalAccuracy(Metric):
         self._num_correct += correct.to(self._device)
         self._num_examples += y.shape[0]
 
+    @sync_all_reduce("_num_correct", "_num_examples")
     def compute(self) -> float:
         if self._num_examples == 0:
             raise NotComputableError("TopKCategoricalAccuracy must have at least one example before it can be computed")

@@ -1,0 +1,107 @@
+"""Two processes on gloo over 127.0.0.1, launched by torchrun: metrics, DDP training, resume, failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from ignite_async.distributed import Parallel
+from ignite_async.distributed.launcher import _free_port
+from tests.distributed import _worker
+
+WORKER = Path(_worker.__file__)
+pytestmark = pytest.mark.timeout(300)
+
+
+def torchrun(scenario: str, out: Path, backend: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--nnodes=1",
+        "--master_addr=127.0.0.1",
+        f"--master_port={_free_port()}",
+        str(WORKER),
+        scenario,
+        str(out),
+        backend,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(WORKER.parents[2])}
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+
+
+@pytest.fixture
+def backend(anyio_backend: str) -> str:
+    return anyio_backend
+
+
+def test_two_processes_train_like_one_and_resume_exactly(tmp_path: Path, backend: str) -> None:
+    ok(torchrun("train", tmp_path, backend))
+
+    # Metrics over the dataset split between 2 ranks equal one process's over all of it, on both ranks.
+    model, _ = _worker.model_and_optimizer()
+    alone = _worker.evaluate(model, backend)
+    for rank in (0, 1):
+        together = json.loads((tmp_path / f"metrics_{rank}.json").read_text())
+        assert together["cm"] == alone["cm"]
+        assert together["accuracy"] == alone["accuracy"]
+        assert together["loss"] == pytest.approx(alone["loss"], rel=1e-6)
+
+    # DistributedSampler: each epoch the ranks' shards are disjoint and cover the data; epochs differ.
+    shards = [json.loads((tmp_path / f"shards_{rank}.json").read_text()) for rank in (0, 1)]
+    for epoch in (0, 1):
+        assert sorted(shards[0][epoch] + shards[1][epoch]) == list(range(64))
+    assert shards[0][0] != shards[0][1]
+
+    # DDP: identical weights on both ranks.
+    full = [torch.load(tmp_path / f"full_{rank}.pt") for rank in (0, 1)]
+    assert torch.equal(full[0], full[1])
+    # Only rank 0 wrote checkpoints, one per epoch (4 iterations each), named as usual.
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["checkpoint_4.pt", "checkpoint_8.pt"]
+
+    # Resumed from rank 0's checkpoint of epoch 2, the 2-process run ends exactly where the full one did.
+    ok(torchrun("resume", tmp_path, backend))
+    for rank in (0, 1):
+        assert torch.equal(torch.load(tmp_path / f"resumed_{rank}.pt"), full[0])
+
+
+def test_a_failure_on_one_rank_ends_the_job(tmp_path: Path, backend: str) -> None:
+    started = time.monotonic()
+    result = torchrun("fail", tmp_path, backend, timeout=120)
+    assert result.returncode != 0
+    assert time.monotonic() - started < 120
+    assert "injected failure on rank 1" in result.stderr + result.stdout
+
+
+def test_parallel_spawns_workers_that_talk(tmp_path: Path, backend: str) -> None:
+    with Parallel("gloo", nproc_per_node=2, async_backend=backend) as parallel:
+        parallel.run(_worker.collectives, tmp_path)
+    for rank in (0, 1):
+        results = json.loads((tmp_path / f"collectives_{rank}.json").read_text())
+        assert results["rank"] == results["local_rank"] == rank
+        assert results["sum"] == 3
+        assert results["max"] == [1, 0]
+        assert results["gathered"] == [0, 0, 1]
+        assert results["objects"] == ["rank0", "rank1"]
+        assert results["broadcast"] == {"from": 1}
+        assert "called from a background task" in results["refused"]
+
+
+def test_parallel_reports_a_failed_worker(tmp_path: Path) -> None:
+    with (
+        pytest.raises(RuntimeError, match=r"(?s)rank 1 failed first.*injected failure on rank 1"),
+        Parallel("gloo", nproc_per_node=2) as parallel,
+    ):
+        parallel.run(_worker.fail_on_rank_1)
