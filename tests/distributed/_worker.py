@@ -21,6 +21,7 @@ from torch import nn
 import ignite_async.distributed as idist
 from ignite_async import Engine, Events, create_supervised_evaluator, create_supervised_trainer
 from ignite_async.handlers import Checkpoint
+from ignite_async.loggers import JSONLinesLogger
 from ignite_async.metrics import Accuracy, ConfusionMatrix, Loss
 
 CLASSES = 3
@@ -58,9 +59,12 @@ def evaluate(model: nn.Module, backend: str) -> dict[str, Any]:
     return {k: v.tolist() if isinstance(v, torch.Tensor) else v for k, v in metrics.metrics.items()}
 
 
-async def train(epochs: int, checkpoint_dir: Path | None, resume: bool = False) -> nn.Module:
+async def train(epochs: int, checkpoint_dir: Path | None, resume: bool = False, log: Path | None = None) -> nn.Module:
     model, optimizer = model_and_optimizer()
     trainer = create_supervised_trainer(model, optimizer, nn.functional.cross_entropy)
+    if log is not None:  # attached on every rank; only rank 0 writes
+        logger = JSONLinesLogger(log)
+        logger.attach_output_handler(trainer, Events.EPOCH_COMPLETED, "train", output_transform=lambda loss: loss)
     loader = idist.auto_dataloader(dataset(), batch_size=16, shuffle=True)
     if checkpoint_dir is not None:
         to_save = {"model": model, "optimizer": optimizer, "trainer": trainer}
@@ -70,6 +74,8 @@ async def train(epochs: int, checkpoint_dir: Path | None, resume: bool = False) 
             checkpoint = Checkpoint(to_save, checkpoint_dir, n_saved=None)
             trainer.add_event_handler(Events.EPOCH_COMPLETED, checkpoint)
     await trainer.run(loader, max_epochs=epochs)
+    if log is not None:
+        await logger.close()
     return model
 
 
@@ -88,7 +94,7 @@ def main(scenario: str, out: Path, backend: str) -> None:
             engine.add_event_handler(Events.EPOCH_STARTED, lambda: seen.append([]))
             anyio.run(engine.run, loader, 2, backend=backend)
             (out / f"shards_{rank}.json").write_text(json.dumps(seen))
-            full = anyio.run(train, 3, None, backend=backend)
+            full = anyio.run(train, 3, None, False, out / "train.jsonl", backend=backend)
             torch.save(flat_weights(full), out / f"full_{rank}.pt")
             anyio.run(train, 2, out / "checkpoints", backend=backend)
         elif scenario == "resume":

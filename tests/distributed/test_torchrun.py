@@ -65,6 +65,9 @@ def test_two_processes_train_like_one_and_resume_exactly(tmp_path: Path, backend
         assert sorted(shards[0][epoch] + shards[1][epoch]) == list(range(64))
     assert shards[0][0] != shards[0][1]
 
+    # One logger line per epoch: rank 1's logger, attached too, wrote nothing.
+    assert [json.loads(line)["step"] for line in (tmp_path / "train.jsonl").read_text().splitlines()] == [1, 2, 3]
+
     # DDP: identical weights on both ranks.
     full = [torch.load(tmp_path / f"full_{rank}.pt") for rank in (0, 1)]
     assert torch.equal(full[0], full[1])
