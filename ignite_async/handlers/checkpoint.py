@@ -200,6 +200,8 @@ class Checkpoint:
     :param n_saved: how many checkpoints to keep (None: all).
     :param global_step_transform: ``f(engine, event) -> int`` for the step in file names.
     :param include_self: also save this handler's own state (under ``"checkpointer"``).
+    :param save_on_rank: in a distributed job, the rank that copies and writes; on the others the handler
+        only keeps the same list of saved names. DDP-wrapped models are saved unwrapped.
     :raises TypeError: for a ``to_save`` object without ``state_dict``, or bad handler types.
     :raises ValueError: for ``n_saved < 1``.
 
