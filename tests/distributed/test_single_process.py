@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 import ignite_async.distributed as idist
-from ignite_async import Engine, Events
+from ignite_async import Engine, Events, background
 from ignite_async.handlers import Checkpoint, DiskSaver
 
 
@@ -97,3 +97,12 @@ async def test_checkpoints_are_written_by_the_save_rank_only(tmp_path: Path) -> 
     assert elsewhere.last_checkpoint is not None
     assert Path(elsewhere.last_checkpoint).name == "model_2.pt"  # the same bookkeeping as on the save rank
     assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["model_2.pt"]
+
+
+@pytest.mark.anyio
+async def test_collectives_refuse_background_tasks_even_in_one_process() -> None:
+    engine = Engine(lambda e, b: idist.all_reduce(1))  # in the process function: fine
+    engine.add_event_handler(Events.EPOCH_COMPLETED, lambda: idist.barrier())  # in a handler: fine
+    engine.add_event_handler(Events.COMPLETED, background(lambda: idist.all_gather(1)))
+    with pytest.raises(RuntimeError, match=r"all_gather\(\) was called from a background task"):
+        await engine.run([0, 1])
