@@ -236,3 +236,33 @@ async def test_tensor_methods_on_metrics_build_lambdas_like_ignite() -> None:
     assert (await engine.run(batches)).metrics["f1"] == pytest.approx(expected, rel=1e-9)
     with pytest.raises(AttributeError, match="'Accuracy' object has no attribute 'no_such_method'"):
         ours.Accuracy().no_such_method()
+
+
+META_UPDATES: list[tuple[str, Callable[[], Any], Callable[[Callable[..., torch.Tensor]], Any]]] = [
+    ("accuracy", lambda: ours.Accuracy(device="meta"), lambda t: (t(8, 4), t(8, dtype=torch.long))),
+    ("binary accuracy", lambda: ours.Accuracy(device="meta"), lambda t: (t(8, dtype=torch.long),) * 2),
+    ("loss", lambda: ours.Loss(torch.nn.functional.cross_entropy, device="meta"), lambda t: (t(8, 4), t(8).long())),
+    ("confusion matrix", lambda: ours.ConfusionMatrix(4, device="meta"), lambda t: (t(8, 4), t(8).long())),
+    ("weighted precision", lambda: ours.Precision(average="weighted", device="meta"), lambda t: (t(8, 4), t(8).long())),
+    (
+        "samples recall",
+        lambda: ours.Recall(average="samples", is_multilabel=True, device="meta"),
+        lambda t: (t(8, 4).long(),) * 2,
+    ),
+    ("top-k", lambda: ours.TopKCategoricalAccuracy(2, device="meta"), lambda t: (t(8, 4), t(8).long())),
+    ("mse", lambda: ours.MeanSquaredError(device="meta"), lambda t: (t(8), t(8))),
+    ("running average", lambda: ours.RunningAverage(output_transform=lambda x: x, device="meta"), lambda t: t(())),
+    ("roc auc", lambda: ours.ROC_AUC(device="meta"), lambda t: (t(8), t(8))),
+]
+
+
+@pytest.mark.parametrize("index", range(len(META_UPDATES)), ids=[c[0] for c in META_UPDATES])
+def test_updates_never_read_a_value_back(index: int) -> None:
+    # Meta tensors have shapes but no values: reading one back (.item(), bool(), a value check) raises, as
+    # on a GPU it would wait for the device. So updates that pass here cost no device sync per iteration.
+    _, make, output = META_UPDATES[index]
+    metric = make()
+    for _ in range(3):
+        metric.update(output(lambda *shape, **kw: torch.empty(*shape, device="meta", **kw)))
+    with pytest.raises(Exception, match="meta"):  # the proof that a read-back would have failed
+        torch.empty((), device="meta").item()
