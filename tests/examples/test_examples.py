@@ -11,6 +11,8 @@ from types import ModuleType
 import pytest
 import torch
 
+from ignite_async.distributed.launcher import _free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -98,3 +100,18 @@ def test_sigterm_writes_a_final_checkpoint_and_resume_is_exact(tmp_path: Path) -
     straight = torch.load(tmp_path / "straight" / "final_weights.pt", weights_only=True)
     after_resume = torch.load(tmp_path / "stopped" / "final_weights.pt", weights_only=True)
     assert all(torch.equal(straight[k], after_resume[k]) for k in straight)
+
+
+def test_distributed_example_under_torchrun(tmp_path: Path) -> None:
+    example = ROOT / "examples" / "distributed.py"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1"]
+    command += [f"--master_port={_free_port()}", str(example), "--epochs", "2", "--out", str(tmp_path)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env, check=False)
+    assert result.returncode == 0, result.stderr[-4000:]
+    lines = result.stdout.splitlines()
+    epochs = [line for line in lines if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in epochs] == ["epoch 1", "epoch 2"]  # printed by rank 0 only
+    assert float(epochs[-1].rsplit(" ", 1)[1]) > 0.8  # the centres are easy to tell apart (chance: 0.25)
+    assert f"world size 2, checkpoints in {tmp_path}" in lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_16.pt", "checkpoint_32.pt"]
