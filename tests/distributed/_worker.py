@@ -22,7 +22,16 @@ import ignite_async.distributed as idist
 from ignite_async import Engine, Events, create_supervised_evaluator, create_supervised_trainer
 from ignite_async.handlers import Checkpoint
 from ignite_async.loggers import JSONLinesLogger
-from ignite_async.metrics import Accuracy, ConfusionMatrix, Loss
+from ignite_async.metrics import (
+    ROC_AUC,
+    Accuracy,
+    AveragePrecision,
+    ConfusionMatrix,
+    Loss,
+    Precision,
+    Recall,
+    TopKCategoricalAccuracy,
+)
 
 CLASSES = 3
 
@@ -44,6 +53,11 @@ def flat_weights(model: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 
 
+def scores_of_class_0(output: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    y_pred, y = output
+    return torch.softmax(y_pred, dim=1)[:, 0], (y == 0).long()
+
+
 def evaluate(model: nn.Module, backend: str) -> dict[str, Any]:
     """The metrics of ``model`` over the whole dataset, however many ranks share it."""
     evaluator = create_supervised_evaluator(
@@ -52,6 +66,11 @@ def evaluate(model: nn.Module, backend: str) -> dict[str, Any]:
             "accuracy": Accuracy(),
             "loss": Loss(nn.functional.cross_entropy),
             "cm": ConfusionMatrix(CLASSES),
+            "precision": Precision(average="weighted"),
+            "recall": Recall(average=False),
+            "top2": TopKCategoricalAccuracy(2),
+            "auc": ROC_AUC(scores_of_class_0),  # rows gathered from every rank
+            "ap": AveragePrecision(scores_of_class_0, background=True),  # gathered inline, computed in a thread
         },
     )
     loader = idist.auto_dataloader(dataset(), batch_size=16, shuffle=False)

@@ -50,14 +50,16 @@ def backend(anyio_backend: str) -> str:
 def test_two_processes_train_like_one_and_resume_exactly(tmp_path: Path, backend: str) -> None:
     ok(torchrun("train", tmp_path, backend))
 
-    # Metrics over the dataset split between 2 ranks equal one process's over all of it, on both ranks.
+    # Metrics over the dataset split between 2 ranks equal one process's over all of it, on both ranks:
+    # summed accumulators (accuracy, loss, cm, precision, recall, top-k) and gathered rows (auc, ap).
     model, _ = _worker.model_and_optimizer()
     alone = _worker.evaluate(model, backend)
     for rank in (0, 1):
         together = json.loads((tmp_path / f"metrics_{rank}.json").read_text())
+        assert sorted(together) == sorted(alone)
         assert together["cm"] == alone["cm"]
-        assert together["accuracy"] == alone["accuracy"]
-        assert together["loss"] == pytest.approx(alone["loss"], rel=1e-6)
+        for name in ("accuracy", "loss", "precision", "recall", "top2", "auc", "ap"):
+            assert together[name] == pytest.approx(alone[name], rel=1e-6), name
 
     # DistributedSampler: each epoch the ranks' shards are disjoint and cover the data; epochs differ.
     shards = [json.loads((tmp_path / f"shards_{rank}.json").read_text()) for rank in (0, 1)]
