@@ -3,8 +3,9 @@
 Every collective blocks until all ranks have called it, so all ranks must call the same collectives in
 the same order. In an async engine that means: call them from handlers and the process function, which
 run in event order on every rank, never from background handlers or spawned tasks (nor threads they start),
-whose interleaving differs between ranks. The collectives here check this and raise instead of hanging,
-in a single process too, so that code that would deadlock on N processes fails on one.
+whose interleaving differs between ranks. The collectives here check this in a distributed job and raise
+instead of hanging. In a single process they are no-ops and may run anywhere: a background evaluator with
+metrics works there, and in a distributed job it must run inline.
 """
 
 from __future__ import annotations
@@ -126,9 +127,9 @@ def all_reduce(value: T, op: str = "SUM") -> T:
     """
     if op not in _OPS:
         raise ValueError(f"op must be one of {sorted(_OPS)}, got {op!r}")
-    _check_caller("all_reduce")
     if get_world_size() == 1:
         return value
+    _check_caller("all_reduce")
     tensor, back = _as_tensor(value)
     dist.all_reduce(tensor, op=_OPS[op])
     return back(tensor)  # type: ignore[no-any-return]
@@ -141,9 +142,9 @@ def all_gather(value: Any) -> Any:
     >>> all_gather(7)
     [7]
     """
-    _check_caller("all_gather")
     if get_world_size() == 1:
         return value if isinstance(value, torch.Tensor) else [value]
+    _check_caller("all_gather")
     if not isinstance(value, torch.Tensor):
         gathered: list[Any] = [None] * get_world_size()
         dist.all_gather_object(gathered, value)
@@ -166,9 +167,9 @@ def broadcast(value: T, src: int = 0) -> T:
     >>> broadcast("hello")
     'hello'
     """
-    _check_caller("broadcast")
     if get_world_size() == 1:
         return value
+    _check_caller("broadcast")
     if isinstance(value, torch.Tensor):
         tensor, back = _as_tensor(value)
         dist.broadcast(tensor, src=src)
@@ -180,6 +181,6 @@ def broadcast(value: T, src: int = 0) -> T:
 
 def barrier() -> None:
     """Wait until every rank has reached this call."""
-    _check_caller("barrier")
     if get_world_size() > 1:
+        _check_caller("barrier")
         dist.barrier()

@@ -257,7 +257,7 @@ async def run_body(engine: Engine) -> None:
                             raise _Terminate
                 except _TerminateSingleEpoch:
                     await e._fire_event(Events.TERMINATE_SINGLE_EPOCH, iter_counter=iter_counter)
-                    e._setup_dataloader_iter()
+                    e._setup_dataloader_iter(for_next_epoch=True)
                     await e._close_abandoned()
                 except _Terminate:
                     raise

@@ -856,7 +856,7 @@ class Engine:
             self._abandon(iterator)
         await self._close_abandoned()
 
-    def _setup_dataloader_iter(self) -> None:
+    def _setup_dataloader_iter(self, for_next_epoch: bool = False) -> None:
         old, parked = self._dataloader_iter, self._parked_prefetcher
         self._parked_prefetcher = None
         data = self.state.dataloader
@@ -865,7 +865,8 @@ class Engine:
             assert self.state.epoch_length is not None
             iterator, is_async = itertools.repeat(None, self.state.epoch_length), False
         else:
-            _set_sampler_epoch(data, self.state.epoch - 1)
+            # Epochs count from 0 for samplers; after terminate_epoch() the new pass is the next epoch's.
+            _set_sampler_epoch(data, self.state.epoch if for_next_epoch else self.state.epoch - 1)
             is_async = hasattr(data, "__aiter__")
             iterator = data.__aiter__() if is_async else iter(data)
             if self._prefetch:

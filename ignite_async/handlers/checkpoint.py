@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 import anyio.to_thread
 import torch
 from torch import nn
+from torch.distributed.optim import ZeroRedundancyOptimizer
 
 from ignite_async.distributed.comm import get_rank
 from ignite_async.engine import Engine
@@ -200,8 +201,10 @@ class Checkpoint:
     :param n_saved: how many checkpoints to keep (None: all).
     :param global_step_transform: ``f(engine, event) -> int`` for the step in file names.
     :param include_self: also save this handler's own state (under ``"checkpointer"``).
-    :param save_on_rank: in a distributed job, the rank that copies and writes; on the others the handler
-        only keeps the same list of saved names. DDP-wrapped models are saved unwrapped.
+    :param save_on_rank: in a distributed job, the rank that writes when ``save_handler`` is a path. A
+        :class:`DiskSaver`'s own ``save_on_rank`` decides otherwise (as in pytorch-ignite); other save handlers
+        are called on every rank. Ranks that do not write only keep the same list of saved names.
+        DDP-wrapped models are saved unwrapped, and a ZeroRedundancyOptimizer is consolidated first.
     :raises TypeError: for a ``to_save`` object without ``state_dict``, or bad handler types.
     :raises ValueError: for ``n_saved < 1``.
 
@@ -352,7 +355,11 @@ class Checkpoint:
         priority, global_step = self._priority(engine)
         if not (self._room_left() or self._beats_worst(priority)):
             return
-        if get_rank() != self.save_on_rank:
+        writer = self._writer_rank()
+        for obj in self.to_save.values():
+            if isinstance(obj, ZeroRedundancyOptimizer):  # a collective: every rank, in event order
+                obj.consolidate_state_dict(to=self.save_on_rank if writer is None else writer)
+        if writer is not None and get_rank() != writer:
             # Other ranks keep the same list of saved files (for last_checkpoint), without copying or writing.
             self._record(self._filename(self._name(), priority, global_step), priority)
             return
@@ -374,6 +381,10 @@ class Checkpoint:
             await anyio.to_thread.run_sync(self._write, *job)
         else:
             await self._writer.submit(engine, job, {})
+
+    def _writer_rank(self) -> int | None:
+        """The rank whose DiskSaver writes; None for other save handlers, called on every rank to decide."""
+        return self.save_handler.save_on_rank if isinstance(self.save_handler, DiskSaver) else None
 
     def _name(self) -> str:
         return next(iter(self.to_save)) if len(self.to_save) == 1 else "checkpoint"

@@ -3,33 +3,38 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 
+from ignite_async.metrics import metric as metric_module
 from ignite_async.metrics.metric import Metric, check_pair
 
-_last_argmax: tuple[weakref.ref[torch.Tensor], int, torch.Tensor] | None = None
+_last_argmax: tuple[tuple[int, float | None, int], weakref.ref[torch.Tensor], int, torch.Tensor] | None = None
 
 
 def predicted_classes(y_pred: torch.Tensor) -> torch.Tensor:
     """``argmax(y_pred, dim=1)``, computed once for all the metrics that update on the same output.
 
     Accuracy, ConfusionMatrix, Precision and Recall each need it, and on small batches it costs as much as
-    the rest of their update. The tensor's identity and version counter tell when it is the same output, so
-    pass the output's own tensor, not a fresh ``detach()`` of it.
+    the rest of their update. It is shared only among metrics attached to one engine, within one iteration,
+    for the same tensor unchanged (its identity and version counter): pass the output's own tensor, not a
+    fresh ``detach()`` of it. A direct ``update()`` call always computes its own.
     """
     global _last_argmax
+    scope = metric_module._update_scope
     try:
         version = y_pred._version
     except RuntimeError:  # an inference-mode tensor has no version counter: never reuse
+        scope = None
+    if scope is None:
         return torch.argmax(y_pred.detach(), dim=1)
     cached = _last_argmax
-    if cached is not None and cached[0]() is y_pred and cached[1] == version:
-        return cached[2]
+    if cached is not None and cached[0] == scope and cached[1]() is y_pred and cached[2] == version:
+        return cached[3]
     classes = torch.argmax(y_pred.detach(), dim=1)
-    _last_argmax = (weakref.ref(y_pred), version, classes)
+    _last_argmax = (scope, weakref.ref(y_pred), version, classes)
     return classes
 
 
@@ -56,6 +61,10 @@ class ClassificationMetric(Metric):
         self._type: str | None = None
         self._num_classes: int | None = None
         self._checked_shapes: tuple[torch.Size, torch.Size] | None = None
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self._checked_shapes = None  # the loaded type and class count must be checked against anew
 
     def _check(self, output: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """``(y_pred, y)`` detached, after fixing ``self._type`` and ``self._num_classes``."""

@@ -36,10 +36,12 @@ class Accuracy(ClassificationMetric):
 
     def update(self, output: Any) -> None:
         y_pred, y = self._check(output)
+        if self._type == "multiclass":  # the common case, kept to three tensor ops
+            self._num_correct += torch.eq(predicted_classes(output[0]), y).sum().to(self._device)
+            self._num_examples += y.numel()
+            return
         if self._type == "binary":
             correct = torch.eq(y_pred.reshape(-1).to(y), y.reshape(-1))
-        elif self._type == "multiclass":
-            correct = torch.eq(predicted_classes(output[0]), y).reshape(-1)
         else:
             classes = y_pred.shape[1]
             last = y_pred.ndim - 1

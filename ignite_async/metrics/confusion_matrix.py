@@ -44,16 +44,13 @@ class ConfusionMatrix(Metric):
         self._counts = torch.zeros(self.num_classes**2 + 1, dtype=torch.int64, device=self._device)
         self._ones = torch.ones(0, dtype=torch.int64, device=self._device)
         self._num_examples = 0
+        self._checked_shapes: tuple[torch.Size, torch.Size] | None = None
 
     def update(self, output: Any) -> None:
         y_pred, y = check_pair(self, output)
-        if y_pred.ndim < 2 or y_pred.shape[1] != self.num_classes:
-            raise ValueError(f"ConfusionMatrix: y_pred must be (N, {self.num_classes}, ...), got {tuple(y_pred.shape)}")
-        if y.ndim + 1 != y_pred.ndim or y.shape[0] != y_pred.shape[0] or y.shape[1:] != y_pred.shape[2:]:
-            raise ValueError(
-                f"ConfusionMatrix: y must be (N, ...) for y_pred (N, C, ...), got {tuple(y.shape)} and "
-                f"{tuple(y_pred.shape)}"
-            )
+        if (y_pred.shape, y.shape) != self._checked_shapes:  # checked once per new pair of shapes
+            self._check_shapes(y_pred, y)
+            self._checked_shapes = (y_pred.shape, y.shape)
         self._num_examples += y_pred.shape[0]
         c = self.num_classes
         predicted = predicted_classes(output[0]).flatten()
@@ -70,7 +67,18 @@ class ConfusionMatrix(Metric):
             indices = torch.where((target >= 0) & (target < c), torch.add(predicted, target, alpha=c), c * c)
         if self._ones.shape != indices.shape:
             self._ones = torch.ones_like(indices, device=self._device)
-        self._counts.put_(indices.to(self._device), self._ones, accumulate=True)
+        if indices.device != self._device:
+            indices = indices.to(self._device)
+        self._counts.put_(indices, self._ones, accumulate=True)
+
+    def _check_shapes(self, y_pred: torch.Tensor, y: torch.Tensor) -> None:
+        if y_pred.ndim < 2 or y_pred.shape[1] != self.num_classes:
+            raise ValueError(f"ConfusionMatrix: y_pred must be (N, {self.num_classes}, ...), got {tuple(y_pred.shape)}")
+        if y.ndim + 1 != y_pred.ndim or y.shape[0] != y_pred.shape[0] or y.shape[1:] != y_pred.shape[2:]:
+            raise ValueError(
+                f"ConfusionMatrix: y must be (N, ...) for y_pred (N, C, ...), got {tuple(y.shape)} and "
+                f"{tuple(y_pred.shape)}"
+            )
 
     @property
     def confusion_matrix(self) -> torch.Tensor:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio.to_thread
@@ -91,6 +91,10 @@ class EpochMetric(Metric):
                 self.compute_fn(self._predictions[0], self._targets[0])
             except Exception as e:
                 warnings.warn(f"{name}: compute_fn fails on the first batch: {e!r}", EpochMetricWarning, stacklevel=2)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self._result = None  # computed from the rows it had before
 
     def _collected(self) -> tuple[torch.Tensor, torch.Tensor]:
         if not self._predictions:

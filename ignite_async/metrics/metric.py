@@ -30,6 +30,11 @@ __all__ = [
 ]
 
 
+# Set while an attached metric updates on an engine's output: (engine, run, iteration). None for a direct
+# update() call, whose tensors may have been rewritten in ways the version counter does not see.
+_update_scope: tuple[int, float | None, int] | None = None
+
+
 class NotComputableError(RuntimeError):
     """``compute()`` was called before any ``update()`` (pytorch-ignite's exception of the same name)."""
 
@@ -181,18 +186,23 @@ class Metric(ABC):
         self.reset()
 
     def iteration_completed(self, engine: Engine) -> None:
+        global _update_scope
         output = self._output_transform(engine.state.output)
         if not isinstance(output, tuple) and isinstance(output, Mapping):
             output = self._from_mapping(output)
-        # Updates build no autograd graph. Set directly: a no_grad() context costs more than some updates.
-        if torch.is_grad_enabled():
+        # Metrics updating on one engine's output at one iteration of one run may share work (the argmax).
+        _update_scope = (id(engine), engine._run_started_at, engine.state.iteration)
+        # Updates build no autograd graph. Grad mode is switched only when an input could build one (a
+        # switch costs as much as a small update), and set directly (a no_grad() context costs more).
+        grad = torch.is_grad_enabled() and _may_require_grad(output)
+        if grad:
             torch.set_grad_enabled(False)
-            try:
-                self.update(output)
-            finally:
-                torch.set_grad_enabled(True)
-        else:
+        try:
             self.update(output)
+        finally:
+            _update_scope = None
+            if grad:
+                torch.set_grad_enabled(True)
 
     def _from_mapping(self, output: Mapping[str, Any]) -> tuple[Any, ...]:
         keys = self.required_output_keys
@@ -293,6 +303,19 @@ class Metric(ABC):
             return self._lambda(lambda value: getattr(value, name)(*args, **kwargs), self)
 
         return method
+
+
+def _may_require_grad(output: Any) -> bool:
+    """False only for tensors (alone or in a flat tuple or list, with numbers) that do not require grad."""
+    if type(output) is tuple and len(output) == 2:  # (y_pred, y), the usual case, without a generator
+        a, b = output
+        if type(a) is torch.Tensor and type(b) is torch.Tensor:
+            return a.requires_grad or b.requires_grad
+    if isinstance(output, torch.Tensor):
+        return output.requires_grad
+    if isinstance(output, (tuple, list)):
+        return not all((type(v) is torch.Tensor and not v.requires_grad) or isinstance(v, (int, float)) for v in output)
+    return not isinstance(output, (int, float))
 
 
 def sync_all_reduce(*attrs: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

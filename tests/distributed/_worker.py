@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import torch
 from torch import nn
+from torch.distributed.optim import ZeroRedundancyOptimizer
 
 import ignite_async.distributed as idist
 from ignite_async import Engine, Events, create_supervised_evaluator, create_supervised_trainer
@@ -157,7 +158,22 @@ async def collectives(local_rank: int, out: Path) -> None:
         await engine.run([0])
     except RuntimeError as exc:
         results["refused"] = str(exc)
+    # A checkpoint of a ZeroRedundancyOptimizer: consolidated on every rank, written by rank 0 alone.
+    model = idist.auto_model(nn.Linear(3, 2))
+    optimizer = ZeroRedundancyOptimizer(model.parameters(), optimizer_class=torch.optim.Adam, lr=0.1)
+
+    def step(engine: Engine, batch: torch.Tensor) -> None:
+        optimizer.zero_grad()
+        model(batch).sum().backward()
+        optimizer.step()
+
+    trainer = Engine(step)
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, Checkpoint({"optimizer": optimizer}, out / "zero"))
+    await trainer.run([torch.ones(4, 3)] * 2)
     idist.barrier()
+    if rank == 0:
+        saved = torch.load(out / "zero" / "optimizer_2.pt")
+        results["zero_states"] = len(saved["state"])  # both ranks' shards: every parameter's Adam state
     (out / f"collectives_{rank}.json").write_text(json.dumps(results))
 
 

@@ -102,6 +102,8 @@ def test_parallel_spawns_workers_that_talk(tmp_path: Path, backend: str) -> None
         assert results["objects"] == ["rank0", "rank1"]
         assert results["broadcast"] == {"from": 1}
         assert "called from a background task" in results["refused"]
+    assert json.loads((tmp_path / "collectives_0.json").read_text())["zero_states"] == 2  # weight and bias
+    assert [p.name for p in (tmp_path / "zero").iterdir()] == ["optimizer_2.pt"]
 
 
 def test_parallel_reports_a_failed_worker(tmp_path: Path) -> None:

@@ -174,10 +174,31 @@ def test_state_dict_resumes_midway(index: int, tmp_path: Any) -> None:
     for batch in batches[:1]:
         first.update(batch)  # the saved state is a copy: later updates do not leak into it
     resumed = make(ours)
+    for batch in batches_for(4)[:1]:  # what it had seen and computed must not leak into the loaded state
+        resumed.update(batch)
+    resumed.compute()
     resumed.load_state_dict(torch.load(tmp_path / "metric.pt"))
     for batch in batches[2:]:
         resumed.update(batch)
     assert plain(resumed.compute()) == pytest.approx(plain(whole.compute()), rel=1e-9)
+
+
+@pytest.mark.parametrize("index", range(len(PAIRS)), ids=[p[0] for p in PAIRS])
+def test_loading_a_state_forgets_what_was_cached(index: int) -> None:
+    _, make, batches_for = PAIRS[index]
+    used, other, fresh = make(ours), make(ours), make(ours)
+    for batch in batches_for(5):
+        used.update(batch)
+    used.compute()
+    for batch in batches_for(6):
+        other.update(batch)
+    used.load_state_dict(other.state_dict())
+    assert plain(used.compute()) == pytest.approx(plain(other.compute()), rel=1e-9)  # not a cached value
+    used.load_state_dict(make(ours).state_dict())
+    for batch in reversed(batches_for(5)):  # the shape last checked comes first: it must be checked again
+        used.update(batch)
+        fresh.update(batch)
+    assert plain(used.compute()) == pytest.approx(plain(fresh.compute()), rel=1e-9)
 
 
 def test_classification_bad_input_is_named() -> None:
@@ -209,15 +230,32 @@ def test_classification_bad_input_is_named() -> None:
         ours.MeanSquaredError().load_state_dict({})
 
 
-def test_shared_argmax_sees_in_place_changes() -> None:
-    y_pred, y = torch.tensor([[0.9, 0.1], [0.8, 0.2]]), torch.tensor([0, 1])
-    accuracy, cm = ours.Accuracy(), ours.ConfusionMatrix(2)
-    accuracy.update((y_pred, y))
-    y_pred[:, 1] = 1.0  # now every row predicts class 1: the cached argmax must not be reused
-    cm.update((y_pred, y))
-    accuracy.update((y_pred, y))
-    assert cm.compute().tolist() == [[0, 1], [0, 1]]
-    assert accuracy.compute() == 0.5
+@pytest.mark.anyio
+async def test_the_shared_argmax_is_never_stale() -> None:
+    # One output buffer, rewritten through numpy each iteration: torch's version counter does not see
+    # such writes, so the shared argmax must not outlive the iteration (nor serve direct update() calls).
+    buffer, y = torch.zeros(4, 3), torch.tensor([0, 1, 2, 0])
+    rows = [[0, 1, 2, 0], [1, 2, 0, 1], [0, 1, 0, 0]]
+
+    def step(engine: Any, batch: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        buffer.numpy()[:] = torch.eye(3)[batch].numpy()
+        return buffer, y
+
+    engine = Engine(step)
+    ours.Accuracy().attach(engine, "accuracy")
+    ours.ConfusionMatrix(3).attach(engine, "cm")
+    ref = IgniteEngine(lambda e, batch: (torch.eye(3)[batch], y))
+    ig.Accuracy().attach(ref, "accuracy")
+    ig.ConfusionMatrix(3).attach(ref, "cm")
+    mine, theirs = (await engine.run(rows)).metrics, ref.run(rows).metrics
+    assert mine["accuracy"] == theirs["accuracy"]
+    assert mine["cm"].tolist() == theirs["cm"].tolist()
+
+    direct = ours.Accuracy()
+    for batch in rows:
+        step(None, batch)
+        direct.update((buffer, y))
+    assert direct.compute() == theirs["accuracy"]
 
 
 @pytest.mark.anyio
