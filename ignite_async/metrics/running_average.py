@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -80,6 +80,19 @@ class RunningAverage(Metric):
             self._value = value.clone() if isinstance(value, torch.Tensor) else value
         else:
             self._value = self._value * self.alpha + (1.0 - self.alpha) * value
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        if self.src is not None:
+            state["src"] = self.src.state_dict()  # what the source has accumulated since its last value
+        return state
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        if self.src is not None:
+            if "src" not in state_dict:
+                raise ValueError("RunningAverage.load_state_dict: the state lacks its source metric's ('src')")
+            self.src.load_state_dict(state_dict["src"])
 
     def compute(self) -> Any:
         if self.src is None and self._value is not None and get_world_size() > 1:

@@ -78,3 +78,20 @@ def test_bad_arguments() -> None:
         ours.Average().update("high")
     with pytest.raises(ours.NotComputableError):
         ours.Average().compute()
+
+
+def test_state_dict_carries_the_sources_partial_state() -> None:
+    first = (torch.tensor([[0.9, 0.1], [0.2, 0.8]]), torch.tensor([0, 0]))
+    second = (torch.tensor([[0.3, 0.7], [0.6, 0.4], [0.1, 0.9]]), torch.tensor([1, 0, 0]))
+    whole, saved = (ours.RunningAverage(ours.Accuracy(), alpha=0.5) for _ in range(2))
+    for metric in (whole, saved):  # as attached: the engine updates the source, then the average
+        metric.src.update(first)
+        metric.update(None)
+        metric.src.update(second)  # saved between the source's update and the average's
+    restored = ours.RunningAverage(ours.Accuracy(), alpha=0.5)
+    restored.load_state_dict(saved.state_dict())
+    whole.update(None)
+    restored.update(None)
+    assert restored.compute() == whole.compute() == 0.5 * 0.5 + 0.5 * (2 / 3)
+    with pytest.raises(ValueError, match="lacks its source metric"):
+        ours.RunningAverage(ours.Accuracy()).load_state_dict({"_value": 1.0})
