@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import inspect
 import os
+import random
 import socket
 import time
 import traceback
 from collections.abc import Callable
 from datetime import timedelta
 from multiprocessing import get_context
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -26,10 +28,30 @@ _BACKENDS = ("gloo", "nccl")
 _TORCHRUN_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _ephemeral_ports() -> range:
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return range(low, high + 1)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, outside the ephemeral range.
+
+    The port is bound again only later (by the process group's store). An ephemeral port could be taken
+    meanwhile by any outgoing connection on the machine, a worker's own connection attempt included.
+    """
+    ephemeral = _ephemeral_ports()
+    candidates = [p for p in range(20000, 32768) if p not in ephemeral] or list(range(1024, 65536))
+    for port in random.sample(candidates, min(len(candidates), 200)):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free TCP port found on 127.0.0.1 outside the ephemeral range: give master_port")
 
 
 def _init(backend: str, timeout: timedelta) -> None:
@@ -154,7 +176,7 @@ class Parallel:
         if self.nproc_per_node is None:
             return _call(fn, get_local_rank(), args, self.async_backend)
         assert self.backend is not None
-        port = self.master_port or _free_port()
+        port = self.master_port or free_port()
         worker_args = (fn, args, self.nproc_per_node, self.master_addr, port, self.backend, self.timeout)
         failures = get_context("spawn").SimpleQueue()
         try:

@@ -9,6 +9,7 @@ checkpoint), ``fail`` (rank 1 raises mid-epoch). Results go to OUT_DIR as files 
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import sys
 from pathlib import Path
@@ -100,6 +101,8 @@ async def train(epochs: int, checkpoint_dir: Path | None, resume: bool = False, 
 
 
 def main(scenario: str, out: Path, backend: str) -> None:
+    # A rank still running after 120 s is stuck: print where (to the test's output) and fail the job.
+    faulthandler.dump_traceback_later(120, exit=True)
     with idist.Parallel(backend="gloo") as parallel:
         rank = idist.get_rank()
         assert idist.get_world_size() == 2, idist.get_world_size()

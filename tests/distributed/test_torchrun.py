@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,29 +11,15 @@ import pytest
 import torch
 
 from ignite_async.distributed import Parallel
-from ignite_async.distributed.launcher import _free_port
+from tests.distributed import _launch as launch
 from tests.distributed import _worker
 
 WORKER = Path(_worker.__file__)
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(400)  # two launches of at most 150 s each, and the rest
 
 
-def torchrun(scenario: str, out: Path, backend: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--nnodes=1",
-        "--master_addr=127.0.0.1",
-        f"--master_port={_free_port()}",
-        str(WORKER),
-        scenario,
-        str(out),
-        backend,
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(WORKER.parents[2])}
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+def torchrun(scenario: str, out: Path, backend: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+    return launch.torchrun(WORKER, scenario, str(out), backend, timeout=timeout)
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> None:

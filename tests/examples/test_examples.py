@@ -11,7 +11,7 @@ from types import ModuleType
 import pytest
 import torch
 
-from ignite_async.distributed.launcher import _free_port
+from tests.distributed._launch import torchrun
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -104,10 +104,7 @@ def test_sigterm_writes_a_final_checkpoint_and_resume_is_exact(tmp_path: Path) -
 
 def test_distributed_example_under_torchrun(tmp_path: Path) -> None:
     example = ROOT / "examples" / "distributed.py"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1"]
-    command += [f"--master_port={_free_port()}", str(example), "--epochs", "2", "--out", str(tmp_path)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env, check=False)
+    result = torchrun(example, "--epochs", "2", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-4000:]
     lines = result.stdout.splitlines()
     epochs = [line for line in lines if line.startswith("epoch ")]
