@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
 import os
 import random
@@ -60,6 +61,14 @@ def _init(backend: str, timeout: timedelta) -> None:
     dist.init_process_group(backend, timeout=timeout)
 
 
+def _destroy_group() -> None:
+    # A DDP model (or another user of the group) destroyed after its group hangs or aborts the process at
+    # exit. Those that are garbage but kept alive by reference cycles go first; models still referenced
+    # must be gone by then, which they are when they live in the function given to Parallel.run.
+    gc.collect()
+    dist.destroy_process_group()
+
+
 def _call(fn: Callable[..., Any], local_rank: int, args: tuple[Any, ...], async_backend: str) -> Any:
     if inspect.iscoroutinefunction(fn):
         return anyio.run(fn, local_rank, *args, backend=async_backend)
@@ -97,7 +106,7 @@ def _spawned(
         failures.put((time.time(), local_rank, traceback.format_exc()))
         raise
     finally:
-        dist.destroy_process_group()
+        _destroy_group()
 
 
 class Parallel:
@@ -167,7 +176,7 @@ class Parallel:
     ) -> None:
         if self._owns_group:
             self._owns_group = False
-            dist.destroy_process_group()
+            _destroy_group()
 
     def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Call ``fn(local_rank, *args)`` on every rank; its return value here (None for spawned workers)."""

@@ -104,35 +104,40 @@ def main(scenario: str, out: Path, backend: str) -> None:
     # A rank still running after 120 s is stuck: print where (to the test's output) and fail the job.
     faulthandler.dump_traceback_later(120, exit=True)
     with idist.Parallel(backend="gloo") as parallel:
-        rank = idist.get_rank()
-        assert idist.get_world_size() == 2, idist.get_world_size()
         assert parallel.backend == "gloo"
-        if scenario == "train":
-            model, _ = model_and_optimizer()
-            (out / f"metrics_{rank}.json").write_text(json.dumps(evaluate(model, backend)))
-            # The sampler's shards: disjoint, covering the data, reshuffled each epoch, set by the engine.
-            seen: list[list[int]] = []
-            loader = idist.auto_dataloader(list(range(64)), batch_size=16, shuffle=True)
-            engine = Engine(lambda e, batch: seen[-1].extend(batch.tolist()))
-            engine.add_event_handler(Events.EPOCH_STARTED, lambda: seen.append([]))
-            anyio.run(engine.run, loader, 2, backend=backend)
-            (out / f"shards_{rank}.json").write_text(json.dumps(seen))
-            full = anyio.run(train, 3, None, False, out / "train.jsonl", backend=backend)
-            torch.save(flat_weights(full), out / f"full_{rank}.pt")
-            anyio.run(train, 2, out / "checkpoints", backend=backend)
-        elif scenario == "resume":
-            resumed = anyio.run(train, 3, out / "checkpoints", True, backend=backend)
-            torch.save(flat_weights(resumed), out / f"resumed_{rank}.pt")
-        elif scenario == "fail":
+        # Through run(), so that the scenario's DDP models are gone before the process group is.
+        parallel.run(run_scenario, scenario, out, backend)
 
-            def step(engine: Engine, batch: Any) -> None:
-                idist.all_reduce(1)  # every iteration waits for the other rank, as DDP's backward does
-                if rank == 1 and engine.state.iteration == 3:
-                    raise RuntimeError("injected failure on rank 1")
 
-            anyio.run(Engine(step).run, list(range(10)), backend=backend)
-        else:
-            raise SystemExit(f"unknown scenario {scenario!r}")
+def run_scenario(local_rank: int, scenario: str, out: Path, backend: str) -> None:
+    rank = idist.get_rank()
+    assert idist.get_world_size() == 2, idist.get_world_size()
+    if scenario == "train":
+        model, _ = model_and_optimizer()
+        (out / f"metrics_{rank}.json").write_text(json.dumps(evaluate(model, backend)))
+        # The sampler's shards: disjoint, covering the data, reshuffled each epoch, set by the engine.
+        seen: list[list[int]] = []
+        loader = idist.auto_dataloader(list(range(64)), batch_size=16, shuffle=True)
+        engine = Engine(lambda e, batch: seen[-1].extend(batch.tolist()))
+        engine.add_event_handler(Events.EPOCH_STARTED, lambda: seen.append([]))
+        anyio.run(engine.run, loader, 2, backend=backend)
+        (out / f"shards_{rank}.json").write_text(json.dumps(seen))
+        full = anyio.run(train, 3, None, False, out / "train.jsonl", backend=backend)
+        torch.save(flat_weights(full), out / f"full_{rank}.pt")
+        anyio.run(train, 2, out / "checkpoints", backend=backend)
+    elif scenario == "resume":
+        resumed = anyio.run(train, 3, out / "checkpoints", True, backend=backend)
+        torch.save(flat_weights(resumed), out / f"resumed_{rank}.pt")
+    elif scenario == "fail":
+
+        def step(engine: Engine, batch: Any) -> None:
+            idist.all_reduce(1)  # every iteration waits for the other rank, as DDP's backward does
+            if rank == 1 and engine.state.iteration == 3:
+                raise RuntimeError("injected failure on rank 1")
+
+        anyio.run(Engine(step).run, list(range(10)), backend=backend)
+    else:
+        raise SystemExit(f"unknown scenario {scenario!r}")
 
 
 if __name__ == "__main__":
