@@ -36,6 +36,7 @@ class Frequency(Metric):
     def __init__(
         self, output_transform: Callable[[Any], Any] = lambda x: x, device: str | torch.device = "cpu"
     ) -> None:
+        self._event: Any = Events.ITERATION_COMPLETED  # where attach() put completed()
         super().__init__(output_transform, device)
 
     def reset(self) -> None:
@@ -70,7 +71,7 @@ class Frequency(Metric):
         return (
             (self.started, Events.EPOCH_STARTED),
             (self.iteration_completed, Events.ITERATION_COMPLETED),
-            (self.completed, getattr(self, "_event", Events.ITERATION_COMPLETED)),
+            (self.completed, self._event),
         )
 
     def detach(self, engine: Engine, usage: Any = None) -> None:
