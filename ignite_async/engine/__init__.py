@@ -10,6 +10,7 @@ from ignite_async.engine.background import (
     background,
 )
 from ignite_async.engine.engine import Engine
+from ignite_async.engine.errors import InterruptHandlerError
 from ignite_async.engine.events import (
     CallableEventWithFilter,
     EventEnum,
@@ -33,6 +34,7 @@ __all__ = [
     "EventStream",
     "Events",
     "EventsList",
+    "InterruptHandlerError",
     "RemovableEventHandle",
     "State",
     "TaskHandle",

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.lowlevel
 
-from ignite_async.engine._prefetch import first_anext
+from ignite_async.engine.errors import InterruptHandlerError
 from ignite_async.engine.events import Events
 
 if TYPE_CHECKING:
@@ -115,23 +115,30 @@ async def _stop_point(engine: Engine) -> bool:
     return False
 
 
-async def _on_cancelled(engine: Engine) -> None:
-    """Cancelled from outside: rewind the counters to the last completed iteration, so that run() can resume
-    from there, then give INTERRUPT handlers a shielded grace period (to save that resumable state)."""
-    state = engine.state
-    state.iteration = engine._completed_iteration
-    if state.epoch_length:
-        state.epoch = state.iteration // state.epoch_length
-    engine._init_iter = None
+async def _stopped_from_outside(engine: Engine, stop: BaseException) -> None:
+    """Cancelled from outside, or Ctrl-C: give INTERRUPT handlers a shielded grace period to save the
+    (rewound, resumable) state. If one fails or they run out of time, raise :class:`InterruptHandlerError`
+    in place of the cancellation (which is its context): the caller must not believe that state was saved."""
     engine._cancelling = True  # tasks can no longer be started: handlers must do their work inline
+    failure: BaseException | None = None
+    grace = engine.cancel_grace_period
     try:
-        with anyio.move_on_after(engine.cancel_grace_period, shield=True):
+        with anyio.move_on_after(grace, shield=True) as scope:
             try:
                 await engine._fire_event(Events.INTERRUPT)
-            except Exception:  # the cancellation must still propagate
-                engine.logger.exception("An INTERRUPT handler failed while the run was being cancelled")
+            except Exception as exc:
+                failure = exc
     finally:
         engine._cancelling = False
+    if failure is None and scope.cancelled_caught:
+        failure = TimeoutError(f"INTERRUPT handlers did not finish within cancel_grace_period={grace} s")
+    if failure is not None:
+        how = "interrupted by Ctrl-C" if isinstance(stop, KeyboardInterrupt) else "cancelled"
+        raise InterruptHandlerError(
+            f"the run was {how} at iteration {engine.state.iteration} and an INTERRUPT handler failed: "
+            f"{failure!r}; what it should have saved (e.g. a final checkpoint) may be missing",
+            failure,
+        ) from failure
 
 
 async def _handle_exception(engine: Engine, exc: BaseException) -> None:
@@ -144,6 +151,7 @@ async def _handle_exception(engine: Engine, exc: BaseException) -> None:
 async def run_body(engine: Engine) -> None:
     e = engine
     state = e.state
+    feed = e._feed
     handlers = e._event_handlers  # the dict itself never changes, only its lists
     e._clear_stop_requests()
     state.times["EPOCH_COMPLETED"] = 0.0
@@ -167,7 +175,7 @@ async def run_body(engine: Engine) -> None:
                 epoch_time = time.time() - handlers_start
                 if e._stop_requested and await _stop_point(e):
                     await _pause()
-                if e._dataloader_iter is None:
+                if feed.iterator is None:
                     e._setup_engine()
 
                 # ---- one epoch over the data (pytorch-ignite's _run_once_on_dataset) ----
@@ -187,14 +195,12 @@ async def run_body(engine: Engine) -> None:
                                     await e._call_handlers(h)
                                 if e._stop_requested and await _stop_point(e):
                                     await _pause()
-                            if e._dataloader_is_async:
-                                if e._dataloader_fresh:  # a new async iterator: the engine owns it
-                                    e._dataloader_fresh = False
-                                    state.batch = await first_anext(e._dataloader_iter)
-                                else:
-                                    state.batch = await e._dataloader_iter.__anext__()
+                            if feed.has_replay:  # the batch of an iteration that a failure cut short
+                                state.batch = feed.take_replay()
+                            elif feed.is_async:
+                                state.batch = await feed.anext()
                             else:
-                                state.batch = next(e._dataloader_iter)
+                                state.batch = next(feed.iterator)
                             state.output = None
                             if has_data:
                                 e.last_event_name = GET_BATCH_COMPLETED
@@ -221,7 +227,7 @@ async def run_body(engine: Engine) -> None:
                                 if e._stop_requested and await _stop_point(e):
                                     await _pause()
                             e._setup_dataloader_iter()
-                            await e._close_abandoned()
+                            await feed.close_abandoned()
                             should_exit = True
                             continue
 
@@ -258,7 +264,7 @@ async def run_body(engine: Engine) -> None:
                 except _TerminateSingleEpoch:
                     await e._fire_event(Events.TERMINATE_SINGLE_EPOCH, iter_counter=iter_counter)
                     e._setup_dataloader_iter(for_next_epoch=True)
-                    await e._close_abandoned()
+                    await feed.close_abandoned()
                 except _Terminate:
                     raise
                 except Exception as exc:
@@ -298,18 +304,30 @@ async def run_body(engine: Engine) -> None:
     except GeneratorExit:  # an abandoned paused run being closed
         raise
     except BaseException as exc:
-        await e._release_dataloader_iter()
-        if isinstance(exc, anyio.get_cancelled_exc_class()):
-            await _on_cancelled(e)
+        # Taken before anything fires: whether the iteration cut short had its batch in hand.
+        batch_in_hand = state.iteration > e._completed_iteration or e.last_event_name is GET_BATCH_COMPLETED
+        await feed.release()
+        if isinstance(exc, (anyio.get_cancelled_exc_class(), KeyboardInterrupt)):
+            # Ctrl-C arrives as an exception on trio (asyncio cancels the task): treated as a cancellation.
+            if isinstance(exc, KeyboardInterrupt) and e._task_group is not None:
+                e._task_group.cancel_scope.cancel()
+            e._rewind(batch_in_hand)
+            await _stopped_from_outside(e, exc)
             raise
-        if isinstance(exc, _BackgroundFailed):
-            # Fails the run whatever EXCEPTION_RAISED handlers do: they are told, then it is re-raised.
-            if e._event_handlers.get("EXCEPTION_RAISED"):
-                await e._fire_event(Events.EXCEPTION_RAISED, exc.error)
-            raise exc.error from None
-        e.logger.error("Engine run is terminating due to exception: %s", exc)
-        await _handle_exception(e, exc)
-    await e._release_dataloader_iter()
+        try:
+            if isinstance(exc, _BackgroundFailed):
+                # Fails the run whatever EXCEPTION_RAISED handlers do: they are told, then it is re-raised.
+                if e._event_handlers.get("EXCEPTION_RAISED"):
+                    await e._fire_event(Events.EXCEPTION_RAISED, exc.error)
+                raise exc.error from None
+            e.logger.error("Engine run is terminating due to exception: %s", exc)
+            await _handle_exception(e, exc)
+        except BaseException:
+            # The run ends with an error; like a cancelled one it is resumable from its last completed
+            # iteration (pytorch-ignite resumes after the failed one, skipping the rest of its epoch).
+            e._rewind(batch_in_hand)
+            raise
+    await feed.release()
 
 
 def _total_iterations(engine: Engine) -> int | None:

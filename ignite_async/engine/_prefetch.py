@@ -173,6 +173,7 @@ class AsyncPrefetcher:
         self._ready: anyio.Event | None = None  # set when the buffer gains an outcome
         self._space: anyio.Event | None = None  # set when the buffer loses one
         self._adopted = False  # the first fetch goes through first_anext
+        self._fetch_scope: anyio.CancelScope | None = None  # shields the fetch in flight
 
     def __aiter__(self) -> AsyncPrefetcher:
         return self
@@ -198,6 +199,10 @@ class AsyncPrefetcher:
             return
         if self._scope is not None:
             self._scope.cancel()
+        if self._fetch_scope is not None:  # a stream that waits for data must not hold a pause forever
+            self._fetch_scope.deadline = min(
+                self._fetch_scope.deadline, anyio.current_time() + self._engine.cancel_grace_period
+            )
         with anyio.CancelScope(shield=True):
             await done.wait()
 
@@ -218,18 +223,20 @@ class AsyncPrefetcher:
                         await self._space.wait()
                     if self._scope.cancel_called:
                         break  # suspended or cancelled: start no new fetch
-                    # The fetch in flight gets a grace period to finish, so its batch is not lost;
-                    # a stream that is waiting for data is cancelled after it.
-                    with anyio.move_on_after(self._engine.cancel_grace_period, shield=True) as grace:
+                    # Once cancelled (or suspended), the fetch in flight gets a grace period to finish, so its
+                    # batch is not lost; a stream that is waiting for data is cut off after it.
+                    with self._engine._grace.shielded() as fetch_scope:
+                        self._fetch_scope = fetch_scope
                         outcome = await self._fetch()
-                    if grace.cancelled_caught:
+                    self._fetch_scope = None
+                    if fetch_scope.cancelled_caught:
                         break
                     self._buffer.append(outcome)
                     self._ended = outcome[0] == _END
                     if self._ready is not None:
                         self._ready.set()
         finally:
-            self._scope = None
+            self._scope = self._fetch_scope = None
             self._producer_done = None
             done.set()
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import anyio
-import anyio.to_thread
 
+from ignite_async._threads import run_sync
 from ignite_async.engine._handlers import describe, is_async_callable
 
 # True inside tasks the engine runs beside the loop (spawned, background handlers) and the threads they start:
@@ -191,15 +191,21 @@ class BackgroundHandler:
                 self._pending = (args, kwargs)
                 self.stats.pending = 1
                 return
-            while self._running >= self.limit:  # "wait": backpressure on the training loop
-                if engine._background_error is not None:
-                    return  # the run is failing; the loop raises at its next event
-                if self._slot_freed is None:
-                    self._slot_freed = anyio.Event()
-                await self._slot_freed.wait()
-        engine._start_task(self._work, args, kwargs)
+            if not await self.wait_for_slot(engine):  # "wait": backpressure on the training loop
+                return  # the run is failing; the loop raises at its next event
+        engine._start_task(self._work, args, kwargs, engine.cancel_grace_period)
         self._running += 1  # counted only once the task is really started
         self.stats.running = self._running
+
+    async def wait_for_slot(self, engine: Engine) -> bool:
+        """Wait until an invocation may start (False: ``engine``'s run is failing, so none should)."""
+        while self._running >= self.limit:
+            if engine._background_error is not None:
+                return False
+            if self._slot_freed is None:
+                self._slot_freed = anyio.Event()
+            await self._slot_freed.wait()
+        return engine._background_error is None
 
     def wake_waiters(self) -> None:
         """Wake firings waiting for a slot (the run is failing and they must not wait on)."""
@@ -207,11 +213,11 @@ class BackgroundHandler:
             self._slot_freed.set()
             self._slot_freed = None
 
-    async def _work(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    async def _work(self, args: tuple[Any, ...], kwargs: dict[str, Any], grace: float) -> None:
         try:
             job: tuple[tuple[Any, ...], dict[str, Any]] | None = (args, kwargs)
             while job is not None:
-                await self._invoke(*job)
+                await self._invoke(*job, grace)
                 # "latest": the newest firing that found us busy runs in the slot we hold.
                 job, self._pending = self._pending, None
                 self.stats.pending = 0
@@ -222,14 +228,16 @@ class BackgroundHandler:
                 self._slot_freed.set()
                 self._slot_freed = None
 
-    async def _invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    async def _invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any], grace: float) -> None:
         self.stats.started += 1
         started = time.perf_counter()
         try:
             if self._is_async:
                 await self.handler(*args, **kwargs)
             else:
-                await anyio.to_thread.run_sync(functools.partial(self.handler, *args, **kwargs))
+                # Cancelled, the run waits for a sync handler only ``grace`` seconds: a thread cannot be
+                # stopped, so one that blocks longer (a request without a timeout) is abandoned.
+                await run_sync(functools.partial(self.handler, *args, **kwargs), grace=grace, name=self.stats.name)
         except BaseException:
             self.stats.failed += 1
             raise
@@ -254,16 +262,18 @@ def background(
 ) -> BackgroundHandler | Callable[[Callable[..., Any]], BackgroundHandler]:
     """Run ``handler`` as a concurrent task at each firing, so the engine does not wait for it.
 
-    Async handlers run as tasks, sync ones in a worker thread. The handler's ``engine`` argument shows
-    the state as it was at the firing. At most ``limit`` invocations run at a time; a firing that finds
-    them all busy, by ``when_busy``:
+    Async handlers run as tasks, sync ones in a worker thread (a daemon thread of their own). The handler's
+    ``engine`` argument shows the state as it was at the firing. At most ``limit`` invocations run at a time;
+    a firing that finds them all busy, by ``when_busy``:
 
     - ``"wait"``: the engine waits for a free slot (backpressure);
     - ``"skip"``: the firing is dropped (and counted);
     - ``"latest"``: it is kept as the one pending firing, replacing an older pending one (counted as
       coalesced), and runs when a slot frees, so an evaluator always sees the latest weights.
 
-    Every task finishes before ``COMPLETED`` fires; one that fails fails the run.
+    Every task finishes before ``COMPLETED`` fires; one that fails fails the run. When the run is cancelled,
+    a sync handler still running gets ``engine.cancel_grace_period`` seconds to return; then it is abandoned:
+    run() stops waiting for it, and its thread goes on until the call returns or the process exits.
 
     :raises ValueError: for ``limit < 1`` or an unknown ``when_busy``.
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import numbers
 import threading
@@ -14,6 +13,8 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
+from ignite_async.engine._data import DataFeed
+from ignite_async.engine._grace import GraceScopes
 from ignite_async.engine._handlers import (
     Entry,
     check_callable_signature,
@@ -22,7 +23,6 @@ from ignite_async.engine._handlers import (
     make_entry,
 )
 from ignite_async.engine._loop import drive, run_body
-from ignite_async.engine._prefetch import AsyncPrefetcher, ThreadPrefetcher, make_prefetcher
 from ignite_async.engine.background import BackgroundHandler, EngineStatistics, TaskHandle, _EngineView, in_background
 from ignite_async.engine.events import (
     CallableEventWithFilter,
@@ -55,9 +55,6 @@ def _check_count(name: str, value: object) -> None:
         raise TypeError(f"{name} must be a positive integer, got {value!r} of type {type(value).__name__}")
     if value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value}")
-
-
-_PREFETCHERS = (AsyncPrefetcher, ThreadPrefetcher)
 
 
 def _is_handler(entry: Entry, handler: Any) -> bool:
@@ -116,18 +113,13 @@ class Engine:
         self._should_interrupt = False
         self._stop_requested = False
 
-        self._dataloader_iter: Any = None
-        self._dataloader_is_async = False
-        self._dataloader_fresh = False
-        self._prefetch = 0
-        # A prefetcher over a one-shot iterator (a generator) kept between runs with what it read ahead.
-        self._parked_prefetcher: AsyncPrefetcher | ThreadPrefetcher | None = None
+        self._feed = DataFeed(self)  # the data iterator across epochs, pauses and runs
         self._init_iter: int | None = None
         self._run_generator: Coroutine[Any, Any, None] | None = None  # a paused run (see _loop)
         self._running = False
         self._run_started_at: float | None = None
-        # Async iterators and run generators that were dropped; closed (awaited) at the next chance.
-        self._abandoned: list[Any] = []
+        # Shielded work (fetches from a one-shot stream) that a cancellation gives a grace period to finish.
+        self._grace = GraceScopes()
 
         # Concurrency (see background.py): the run's task group, tasks in it, the first failure among them.
         self._task_group: TaskGroup | None = None
@@ -506,12 +498,10 @@ class Engine:
         self.state.epoch = epoch
         self.state.max_epochs = max_epochs
         self.state.max_iters = max_iters
-        # A loaded state starts from a fresh data iterator and a fresh run.
-        self._abandon(self._dataloader_iter)
-        self._abandon(self._run_generator)
-        self._dataloader_iter = None
+        # A loaded state starts a fresh pass over the data (a one-shot stream continues) and a fresh run.
+        self._feed.end_pass()
+        self._discard_paused_run()
         self._init_iter = None
-        self._run_generator = None
 
     # ------------------------------------------------------------------ running
 
@@ -573,7 +563,7 @@ class Engine:
         if prefetch < 0:
             raise ValueError(f"prefetch must be an integer >= 0, got {prefetch}")
         self._prepare_run(data, max_epochs, epoch_length, max_iters)
-        self._prefetch = prefetch
+        self._feed.prefetch = prefetch
         try:
             return await self._run_in_task_group()
         finally:
@@ -596,16 +586,20 @@ class Engine:
         self._background_error = None
         self._tasks_active = 0  # the previous run's task group left no task behind
         self._loop_thread = threading.get_ident()
+        self._grace.reset()
         error: BaseException | None = None
         try:
             async with anyio.create_task_group() as task_group:
                 self._task_group = task_group
+                watching = anyio.CancelScope()
+                # Tells shielded fetches when a cancellation arrives that the loop, inside one, cannot see.
+                task_group.start_soon(self._grace.watch, self.cancel_grace_period, watching)
                 try:
-                    await self._close_abandoned()
+                    await self._feed.close_abandoned()
                     if await drive(self._run_generator):
                         self._run_generator = None
-                    elif isinstance(self._dataloader_iter, _PREFETCHERS):
-                        await self._dataloader_iter.suspend()  # paused: no reading ahead until resumed
+                    else:
+                        await self._feed.suspend()  # paused: no reading ahead until resumed
                 except BaseException as exc:
                     self._run_generator = None
                     if isinstance(exc, anyio.get_cancelled_exc_class()):
@@ -613,6 +607,13 @@ class Engine:
                     # Raised outside the task group, so that it is not wrapped in an ExceptionGroup.
                     error = exc
                     task_group.cancel_scope.cancel()
+                finally:
+                    watching.cancel()
+        except anyio.get_cancelled_exc_class():
+            if error is None:
+                raise
+            # Cancelled from outside while the task group waited for its tasks: the run's own error
+            # (e.g. InterruptHandlerError, raised in place of that very cancellation) must not be lost.
         finally:
             self._task_group = None
             self._running = False
@@ -620,15 +621,31 @@ class Engine:
             # A task failed after the loop was done with it (a paused run, or a task started by COMPLETED):
             # report it as the loop would, and leave nothing half-done to resume.
             error = self._background_error
-            self._abandon(self._run_generator)
-            self._run_generator = None
+            self._discard_paused_run()
             self._init_iter = None
-            await self._release_dataloader_iter()
+            await self._feed.release()
             if self._event_handlers.get("EXCEPTION_RAISED"):
                 await self._fire_event(Events.EXCEPTION_RAISED, error)
         if error is not None:
             raise error
         return self.state
+
+    def _discard_paused_run(self) -> None:
+        run, self._run_generator = self._run_generator, None
+        if run is not None:
+            run.close()  # a paused run that will not be resumed
+
+    def _rewind(self, batch_in_hand: bool) -> None:
+        """Back to the last completed iteration, as a run that ends cut short (cancelled, failed, Ctrl-C)
+        leaves it: the next run() redoes the iteration that did not complete, and a one-shot stream gives
+        its batch again (``batch_in_hand``: that batch had been taken)."""
+        state = self.state
+        if batch_in_hand:
+            self._feed.hold_for_replay(state.batch)
+        state.iteration = self._completed_iteration
+        if state.epoch_length:
+            state.epoch = state.iteration // state.epoch_length
+        self._init_iter = None
 
     # ------------------------------------------------------------------ concurrency
 
@@ -806,8 +823,10 @@ class Engine:
             state.max_epochs = 1 if max_iters is None and max_epochs is None else max_epochs
             state.max_iters = max_iters
             state.epoch_length = epoch_length
-            self._abandon(self._run_generator)
-            self._run_generator = None
+            self._discard_paused_run()
+            # A new run reads the data given to it afresh, not what a paused run's iterator had left.
+            self._feed.end_pass()
+            state.dataloader = data
             self.logger.info("Engine run starting with max_epochs=%s max_iters=%s.", state.max_epochs, max_iters)
         else:
             if state.epoch_length is not None:
@@ -826,60 +845,13 @@ class Engine:
             if self._should_terminate:
                 # Resuming a terminated run: its next epoch counts from 0.
                 self._init_iter = 0
-        if self._dataloader_iter is None:
-            state.dataloader = data
-
-    def _abandon(self, obj: Any) -> None:
-        # Async generators must be closed by awaiting aclose() (trio insists); sync ones close when collected.
-        if obj is None:
-            return
-        if isinstance(obj, Coroutine):
-            obj.close()  # a paused run that will not be resumed
-        elif hasattr(obj, "aclose"):
-            self._abandoned.append(obj)
-
-    async def _close_abandoned(self) -> None:
-        while self._abandoned:
-            obj = self._abandoned.pop()
-            with anyio.CancelScope(shield=True):
-                await obj.aclose()
-
-    async def _release_dataloader_iter(self) -> None:
-        iterator, self._dataloader_iter = self._dataloader_iter, None
-        if isinstance(iterator, _PREFETCHERS) and iterator.one_shot:
-            # A later run over the same generator continues it, so what was read ahead must survive.
-            await iterator.suspend()
-            if self._parked_prefetcher is not iterator:
-                self._abandon(self._parked_prefetcher)
-            self._parked_prefetcher = iterator
-        else:
-            self._abandon(iterator)
-        await self._close_abandoned()
+            if self._feed.iterator is None:
+                state.dataloader = data
 
     def _setup_dataloader_iter(self, for_next_epoch: bool = False) -> None:
-        old, parked = self._dataloader_iter, self._parked_prefetcher
-        self._parked_prefetcher = None
-        data = self.state.dataloader
-        iterator: Any
-        if data is None:
-            assert self.state.epoch_length is not None
-            iterator, is_async = itertools.repeat(None, self.state.epoch_length), False
-        else:
-            # Epochs count from 0 for samplers; after terminate_epoch() the new pass is the next epoch's.
-            _set_sampler_epoch(data, self.state.epoch if for_next_epoch else self.state.epoch - 1)
-            is_async = hasattr(data, "__aiter__")
-            iterator = data.__aiter__() if is_async else iter(data)
-            if self._prefetch:
-                # A one-shot iterator comes back as itself: keep its prefetcher and what it read ahead.
-                same = [p for p in (old, parked) if isinstance(p, _PREFETCHERS) and p.iterator is iterator]
-                iterator = same[0] if same else make_prefetcher(self, data, iterator, is_async, self._prefetch)
-                is_async = True
-        for previous in (old, parked):
-            if previous is not iterator:
-                self._abandon(previous)
-        self._dataloader_iter = iterator
-        self._dataloader_is_async = is_async
-        self._dataloader_fresh = is_async and not isinstance(iterator, _PREFETCHERS)
+        # Epochs count from 0 for samplers; after terminate_epoch() the new pass is the next epoch's.
+        state = self.state
+        self._feed.start_pass(state.dataloader, state.epoch_length, state.epoch if for_next_epoch else state.epoch - 1)
 
     def _setup_engine(self) -> None:
         self._setup_dataloader_iter()
@@ -888,16 +860,3 @@ class Engine:
             if self.state.epoch_length is not None:
                 iteration %= self.state.epoch_length
             self._init_iter = iteration
-
-
-def _set_sampler_epoch(data: Any, epoch: int) -> None:
-    """Tell the loader's sampler which epoch (from 0) its next pass is for, as DistributedSampler needs.
-
-    Its shuffle then differs per epoch and is the same on every rank, and a resumed run gets the same
-    order as an uninterrupted one.
-    """
-    samplers = (getattr(data, "sampler", None), getattr(getattr(data, "batch_sampler", None), "sampler", None))
-    for sampler in dict.fromkeys(s for s in samplers if s is not None):
-        set_epoch = getattr(sampler, "set_epoch", None)
-        if callable(set_epoch):
-            set_epoch(max(epoch, 0))

@@ -257,6 +257,7 @@ class Player:
         self.custom = IgniteCustomEvents if self.ignite else OursCustomEvents
         self.engine: Any = None
         self.engines: list[Any] = []
+        self.completed = 0  # the oracle's last completed iteration
 
     # -- recording
 
@@ -322,6 +323,8 @@ class Player:
         if s.custom_event:
             engine.register_events(*self.custom)
         names = [*STANDARD_EVENTS, *([CUSTOM_EVENT] if s.custom_event else [])]
+        if self.ignite:  # first on the event: a new run starts with all of its iterations (none) complete
+            engine.add_event_handler(self.events.STARTED, self.mark_completed)
         for name in names:
             engine.add_event_handler(make_event(self.events, self.custom, name, None), self.recorder(name))
 
@@ -332,7 +335,12 @@ class Player:
 
         if s.exc_handler is not None:
             engine.add_event_handler(self.events.EXCEPTION_RAISED, self.exception_handler(s.exc_handler))
+        if self.ignite:  # last on the event: the iteration is complete once every handler has run
+            engine.add_event_handler(self.events.ITERATION_COMPLETED, self.mark_completed)
         return engine
+
+    def mark_completed(self, engine: Any) -> None:
+        self.completed = engine.state.iteration
 
     def handler(self, spec: HandlerSpec) -> Callable[..., Any]:
         actor = Actor(spec.label, spec.triggers, self.trace)
@@ -375,9 +383,18 @@ class Player:
     # -- running
 
     async def run(self, engine: Any, **kwargs: Any) -> Any:
-        if self.ignite:
+        if not self.ignite:
+            return await engine.run(**kwargs, prefetch=self.flavour.prefetch)
+        try:
             return engine.run(**kwargs)
-        return await engine.run(**kwargs, prefetch=self.flavour.prefetch)
+        except (ScenarioError, RuntimeError):  # raised inside the run, not by run()'s argument checks
+            # A difference on purpose: a failed run of ours rewinds to its last completed iteration, so that
+            # the next run redoes the one cut short. The oracle's state is rewound the same way.
+            state = engine.state
+            state.iteration = self.completed
+            if state.epoch_length:
+                state.epoch = state.iteration // state.epoch_length
+            raise
 
     def run_kwargs(self, data: Any) -> dict[str, Any]:
         s = self.scenario

@@ -121,5 +121,5 @@ async def test_cancelling_a_run_that_prefetches_a_stalled_stream_does_not_hang()
 async def test_a_reiterable_loader_is_not_kept_after_the_run() -> None:
     engine = Engine(lambda e, b: None)
     await engine.run(list(range(10)), prefetch=2)
-    assert engine._parked_prefetcher is None  # only one-shot iterators are kept for a later run
-    assert engine._dataloader_iter is None
+    assert engine._feed._parked is None  # only one-shot iterators are kept for a later run
+    assert engine._feed.iterator is None

@@ -1,0 +1,208 @@
+"""What each run reads: one-shot streams continue across cancellations, failures, pauses and restarts;
+re-iterable data starts afresh; data with both ``__iter__`` and ``__aiter__`` is read with ``__iter__``."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from ignite_async import Engine, Events
+
+pytestmark = pytest.mark.anyio
+
+
+class Boom(Exception):
+    pass
+
+
+async def stream(n: int, awaits: bool = True) -> AsyncIterator[int]:
+    """An async generator of 0..n-1 that awaits inside, where a cancellation can land."""
+    for i in range(n):
+        if awaits:
+            await anyio.lowlevel.checkpoint()
+        yield i
+
+
+def recording_engine(done: list[Any]) -> Engine:
+    """An engine whose completed iterations append their batch to ``done``."""
+
+    async def step(engine: Engine, batch: Any) -> Any:
+        await anyio.lowlevel.checkpoint()  # a place for a cancellation to land mid-iteration
+        return batch
+
+    engine = Engine(step)
+    engine.add_event_handler(Events.ITERATION_COMPLETED, lambda e: done.append(e.state.batch))
+    return engine
+
+
+def make_data(kind: str, n: int) -> Any:
+    if kind == "async generator":
+        return stream(n)
+    if kind == "sync generator":
+        return iter(range(n))
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["async generator", "sync generator"])
+@pytest.mark.parametrize("how", ["cancel", "exception", "interrupt"])
+async def test_a_one_shot_stream_continues_after_a_run_is_cut_short(kind: str, how: str) -> None:
+    done: list[Any] = []
+    engine = recording_engine(done)
+    data = make_data(kind, 600)
+
+    @engine.on(Events.ITERATION_STARTED(once=85))
+    def cut_short(engine: Engine) -> None:
+        engine.remove_event_handler(cut_short, Events.ITERATION_STARTED)  # not again when 85 is redone
+        if how == "cancel":
+            scope.cancel()
+        elif how == "exception":
+            raise Boom("at iteration 85")
+        else:
+            engine.interrupt()
+
+    with anyio.fail_after(30):
+        with anyio.CancelScope() as scope, contextlib.suppress(Boom):
+            await engine.run(data, epoch_length=200, max_epochs=3)
+        assert len(done) == 84
+        state = await engine.run(data)  # continues the same stream
+    assert state.iteration == 600
+    assert done == list(range(600))  # every batch once: the one whose iteration was cut short is done again
+
+
+@pytest.mark.parametrize("trials", [range(20)])
+async def test_cancellations_at_random_moments_lose_no_batch_of_an_async_stream(trials: range) -> None:
+    rng = random.Random(0)
+    done: list[Any] = []
+    engine = recording_engine(done)
+    data = stream(300)
+    with anyio.fail_after(60):
+        for _ in trials:
+            if engine.state.iteration == 300:
+                break
+            checkpoints = rng.randint(1, 40)
+
+            async def cancel_after(scope: anyio.CancelScope, n: int = checkpoints) -> None:
+                for _ in range(n):
+                    await anyio.lowlevel.checkpoint()
+                scope.cancel()
+
+            async with anyio.create_task_group() as tg:
+                with anyio.CancelScope() as scope:
+                    tg.start_soon(cancel_after, scope)
+                    await engine.run(data, epoch_length=100, max_epochs=3)
+        state = await engine.run(data)
+    assert state.iteration == 300
+    assert done == list(range(300))
+
+
+async def test_a_cancellation_inside_the_streams_own_await_does_not_end_it() -> None:
+    done: list[Any] = []
+    engine = recording_engine(done)
+    scope = anyio.CancelScope()
+
+    async def cancelled_inside() -> AsyncIterator[int]:
+        for i in range(10):
+            if i == 4:
+                scope.cancel()  # lands at the generator's next await: during the fetch of batch 4
+            await anyio.lowlevel.checkpoint()
+            yield i
+
+    data = cancelled_inside()
+    with anyio.fail_after(10):
+        with scope:
+            await engine.run(data, epoch_length=10)
+        assert scope.cancelled_caught
+        state = await engine.run(data)
+    assert state.iteration == 10
+    assert done == list(range(10))
+
+
+async def test_a_stream_that_stalls_after_a_cancellation_is_given_up_after_the_grace_period() -> None:
+    async def stalls() -> AsyncIterator[int]:
+        yield 0
+        await anyio.sleep_forever()
+        yield 1  # pragma: no cover
+
+    engine = Engine(lambda e, b: None)
+    engine.cancel_grace_period = 0.2
+    with anyio.fail_after(10), anyio.move_on_after(0.3), pytest.warns(RuntimeWarning, match="cannot continue it"):
+        await engine.run(stalls(), epoch_length=5)
+    assert engine.state.iteration == 1
+
+
+async def test_a_slow_fetch_that_nobody_cancels_is_not_cut_off() -> None:
+    async def slow() -> AsyncIterator[int]:
+        for i in range(2):
+            await anyio.sleep(0.3)  # longer than the grace period, with no cancellation
+            yield i
+
+    engine = Engine(lambda e, b: b)
+    engine.cancel_grace_period = 0.05
+    for prefetch in (0, 1):
+        with anyio.fail_after(10):
+            state = await engine.run(slow(), epoch_length=2, prefetch=prefetch)
+        assert (state.iteration, state.output) == (2, 1)
+
+
+@pytest.mark.parametrize("data_kind", ["list", "new data"])
+async def test_a_restart_after_interrupt_reads_the_data_it_is_given_afresh(data_kind: str) -> None:
+    seen: list[Any] = []
+    engine = Engine(lambda e, b: seen.append(b))
+    pause = engine.add_event_handler(Events.ITERATION_COMPLETED(once=3), lambda e: e.interrupt())
+    first = list(range(10))
+    await engine.run(first, max_epochs=2)
+    assert seen == [0, 1, 2]
+    pause.remove()
+    engine.state.max_epochs = None  # pytorch-ignite's documented restart
+    second = first if data_kind == "list" else [f"new {i}" for i in range(10)]
+    seen.clear()
+    state = await engine.run(second, max_epochs=1)
+    assert seen == second  # from its first batch: not the paused run's iterator
+    assert state.iteration == 10
+
+
+class BothIterables:
+    """Iterable and async iterable: read as pytorch-ignite reads it, with __iter__."""
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(["sync 0", "sync 1"])
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        async def batches() -> AsyncIterator[str]:
+            for i in range(2):
+                yield f"async {i}"
+
+        return batches()
+
+
+class OnlyAsync:
+    def __aiter__(self) -> AsyncIterator[str]:
+        return BothIterables().__aiter__()
+
+
+@pytest.mark.parametrize("prefetch", [0, 1])
+async def test_data_with_both_iter_and_aiter_is_read_with_iter(prefetch: int) -> None:
+    seen: list[str] = []
+    await Engine(lambda e, b: seen.append(b)).run(BothIterables(), epoch_length=2, prefetch=prefetch)
+    assert seen == ["sync 0", "sync 1"]
+    seen.clear()
+    await Engine(lambda e, b: seen.append(b)).run(OnlyAsync(), epoch_length=2, prefetch=prefetch)
+    assert seen == ["async 0", "async 1"]
+
+
+async def test_load_state_dict_parks_a_one_shot_stream_instead_of_closing_it() -> None:
+    done: list[Any] = []
+    engine = recording_engine(done)
+    data = stream(20)
+    engine.add_event_handler(Events.ITERATION_COMPLETED(once=5), lambda e: e.interrupt())
+    await engine.run(data, epoch_length=10, max_epochs=2)
+    engine.load_state_dict(engine.state_dict())
+    state = await engine.run(data)
+    assert state.iteration == 20
+    assert done == list(range(20))
