@@ -4,42 +4,71 @@ When the event fires, a :class:`Checkpoint` decides (file name, retention, as py
 takes a *snapshot* inline: every ``state_dict()`` of ``to_save``, with tensors copied to the CPU. Serializing
 and writing then run in a worker thread as a background task of the engine (at most one write in flight;
 the next firing waits for it), so training goes on at once and the file holds exactly the state at the
-firing. A failed write fails the run.
+firing. A failed write fails the run. A checkpoint counts (``last_checkpoint``, retention, the list saved
+with ``include_self``) only once its file is durable, and older files are deleted only after that.
 
-:class:`DiskSaver` writes atomically: to a temporary file in the same directory, flushed and fsynced, renamed
-over the final name, then the directory fsynced. Older checkpoints are deleted only after the new one is
-durable, and temporary files left by a crash are removed when a DiskSaver is created.
+:class:`DiskSaver` writes atomically: to a temporary file in the same directory named after the writing
+process (host and PID), flushed and fsynced, renamed over the final name, then the directory fsynced.
+Temporary files whose writer is provably gone (this host, a PID that no longer runs) are removed when a
+DiskSaver is created; others are left alone, since a live process may be writing them. Each checkpoint name
+(``{prefix}_{name}``) in a directory belongs to one live Checkpoint at a time, through an ``flock`` on a
+lock file, so two trainers that share a directory by mistake fail at once instead of overwriting and pruning
+each other's files.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import errno
+import gc
 import numbers
 import os
+import pickle
+import re
+import socket
+import string
 import tempfile
+import threading
+import weakref
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
-import anyio.to_thread
 import torch
 from torch import nn
 from torch.distributed.optim import ZeroRedundancyOptimizer
 
+from ignite_async._threads import run_sync
 from ignite_async.distributed.comm import get_rank
 from ignite_async.engine import Engine
 from ignite_async.engine.background import BackgroundHandler
 
-__all__ = ["BaseSaveHandler", "Checkpoint", "DiskSaver", "ModelCheckpoint"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: names are not locked
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["BaseSaveHandler", "Checkpoint", "CheckpointInUseError", "DiskSaver", "ModelCheckpoint"]
 
 _PARTIAL = ".partial"  # suffix of DiskSaver's temporary files: never a complete checkpoint
+_HOST = socket.gethostname().replace("@", "_").replace("/", "_")
+# .{final name}.{host}@{pid}.{random}.partial
+_PARTIAL_NAME = re.compile(r"^\.(?P<final>.+)\.(?P<host>[^@/]+)@(?P<pid>\d+)\.[^.]+" + re.escape(_PARTIAL) + "$")
+
+
+class CheckpointInUseError(RuntimeError):
+    """Another live Checkpoint (in this process or another) writes checkpoints of the same name in the same
+    directory: the two would overwrite and prune each other's files."""
 
 
 class BaseSaveHandler(ABC):
-    """Where checkpoints go. Both methods run in a worker thread, never on the event loop."""
+    """Where checkpoints go. ``__call__`` and ``remove`` run in a worker thread, never on the event loop.
+
+    Subclasses implement ``__call__`` and ``remove``; the other methods are optional refinements.
+    """
 
     #: Set to False if ``__call__`` keeps no reference to the checkpoint's tensors once it returns: the
     #: Checkpoint then copies later snapshots into the same memory, which blocks training for less time.
@@ -53,6 +82,14 @@ class BaseSaveHandler(ABC):
     def remove(self, filename: str) -> None:
         """Delete the checkpoint stored under ``filename``."""
 
+    def existing(self) -> list[str]:
+        """Names of the checkpoints stored already (a resumed run's): a Checkpoint counts its own among them."""
+        return []
+
+    def claim(self, basename: str) -> None:  # noqa: B027 - optional: by default names are not reserved
+        """Reserve the names ``{basename}*`` for the caller; raise :class:`CheckpointInUseError` if a live
+        Checkpoint has them already."""
+
 
 class DiskSaver(BaseSaveHandler):
     """Save checkpoints as files in ``dirname`` with ``torch.save``, atomically and durably.
@@ -60,10 +97,12 @@ class DiskSaver(BaseSaveHandler):
     :param dirname: the directory; created (with parents) if ``create_dir``.
     :param atomic: write to a temporary file and rename it, so a crash never leaves a partial checkpoint
         under a checkpoint's name.
-    :param require_empty: refuse a directory that already holds ``.pt`` files.
+    :param require_empty: refuse a directory that already holds ``.pt`` files. With ``False`` (a resumed
+        run), a Checkpoint counts the files it finds under its own names in its ``n_saved``.
     :param save_on_rank: in a distributed job, the one rank that writes (and checks the directory); the
         others do nothing.
-    :raises OSError: naming the directory if it cannot be created.
+    :raises OSError: naming the directory if it cannot be created; when a write fails (``errno.ENOSPC`` for a
+        full disk), naming the file and the directory (the previous checkpoint is left intact).
     :raises ValueError: if it does not exist (and may not be created) or holds checkpoints with ``require_empty``.
     """
 
@@ -82,6 +121,8 @@ class DiskSaver(BaseSaveHandler):
         self._atomic = atomic
         self._kwargs = torch_save_kwargs
         self.save_on_rank = save_on_rank
+        self._locks: dict[str, int] = {}  # basename -> the descriptor of its flock'ed lock file
+        weakref.finalize(self, _close_all, self._locks)  # a saver that is dropped gives its names up
         if get_rank() != save_on_rank:
             return  # other ranks write nothing; the directory may not even be theirs to see
         if create_dir and not self.dirname.exists():
@@ -91,8 +132,7 @@ class DiskSaver(BaseSaveHandler):
                 raise OSError(exc.errno, f"cannot create checkpoint directory {self.dirname}: {exc.strerror}") from exc
         if not self.dirname.is_dir():
             raise ValueError(f"checkpoint directory {self.dirname} does not exist")
-        for leftover in self.dirname.glob(f".*{_PARTIAL}"):  # from a crash mid-write
-            leftover.unlink(missing_ok=True)
+        self._remove_abandoned_partials()
         if require_empty:
             present = sorted(p.name for p in self.dirname.glob("*.pt"))
             if present:
@@ -101,18 +141,25 @@ class DiskSaver(BaseSaveHandler):
                     "pass require_empty=False to use it anyway"
                 )
 
+    def _remove_abandoned_partials(self) -> None:
+        """Temporary files of writers that are provably gone: from this host, by a PID that no longer runs."""
+        for leftover in self.dirname.glob(f".*{_PARTIAL}"):
+            match = _PARTIAL_NAME.match(leftover.name)
+            if match and match["host"] == _HOST and not _pid_alive(int(match["pid"])):
+                leftover.unlink(missing_ok=True)
+
     def __call__(self, checkpoint: Mapping[str, Any], filename: str, metadata: Mapping[str, Any] | None = None) -> None:
         if get_rank() != self.save_on_rank:
             return
         path = self.dirname / filename
         if not self._atomic:
-            torch.save(checkpoint, path, **self._kwargs)
+            with _naming_write_errors(path), open(path, "wb") as f:
+                self._save(checkpoint, f)
             return
-        fd, tmp = tempfile.mkstemp(dir=self.dirname, prefix=f".{filename}.", suffix=_PARTIAL)
+        fd, tmp = tempfile.mkstemp(dir=self.dirname, prefix=f".{filename}.{_HOST}@{os.getpid()}.", suffix=_PARTIAL)
         try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(checkpoint, f, **self._kwargs)
-                f.flush()
+            with _naming_write_errors(path), os.fdopen(fd, "wb") as f:
+                self._save(checkpoint, f)
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         except BaseException:
@@ -120,9 +167,112 @@ class DiskSaver(BaseSaveHandler):
             raise
         _fsync_directory(self.dirname)  # the rename itself is durable only once the directory is
 
+    def _save(self, checkpoint: Mapping[str, Any], f: IO[bytes]) -> None:
+        writer = _RecordingWriter(f)
+        try:
+            torch.save(checkpoint, writer, **self._kwargs)  # type: ignore[arg-type]
+        except RuntimeError as exc:
+            # torch reports a failed write as "[enforce fail at inline_container.cc] unexpected pos": the
+            # OSError underneath (a full disk) is the cause worth naming.
+            if writer.error is not None:
+                raise writer.error from exc
+            raise
+        f.flush()
+
     def remove(self, filename: str) -> None:
         if get_rank() == self.save_on_rank:
             (self.dirname / filename).unlink(missing_ok=True)
+
+    def existing(self) -> list[str]:
+        if get_rank() != self.save_on_rank:
+            return []
+        return sorted(p.name for p in self.dirname.iterdir() if p.is_file() and not p.name.startswith("."))
+
+    def claim(self, basename: str) -> None:
+        """Hold an ``flock`` on ``.{basename}.lock`` in the directory until :meth:`close` (or until this saver
+        is garbage-collected, or its process ends).
+
+        :raises CheckpointInUseError: naming the directory, the name, and the process that holds it.
+        """
+        if fcntl is None or get_rank() != self.save_on_rank or basename in self._locks:
+            return
+        path = self.dirname / f".{basename}.lock"
+        for attempt in range(2):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                if holder == _holder():
+                    if attempt == 0:
+                        gc.collect()  # the holder may be an unreachable Checkpoint (a notebook cell run again)
+                        continue
+                    holder = "in this process"
+                raise CheckpointInUseError(
+                    f"checkpoints named {basename!r} in {self.dirname} are being written by another live "
+                    f"Checkpoint ({holder}); two trainers must not share checkpoint names: give this one "
+                    "another directory or filename_prefix, or close the other one (checkpoint.close())"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (_holder() + "\n").encode(), 0)
+            self._locks[basename] = fd
+            return
+
+    def close(self) -> None:
+        """Release the names claimed (see :meth:`claim`); another Checkpoint may then write them."""
+        _close_all(self._locks)
+
+
+def _close_all(fds: dict[str, int]) -> None:
+    for fd in fds.values():
+        os.close(fd)
+    fds.clear()
+
+
+class _RecordingWriter:
+    """A file wrapper that remembers the OSError of a failed write, which torch.save turns into a RuntimeError."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f = f
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._f.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self._f.flush()
+
+
+@contextlib.contextmanager
+def _naming_write_errors(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        what = "no space left on the device" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
+        raise OSError(
+            exc.errno,
+            f"cannot write checkpoint {path.name} in {path.parent}: {what}; the previous checkpoint is intact",
+            str(path),
+        ) from exc
+
+
+def _holder() -> str:
+    return f"pid {os.getpid()} on host {socket.gethostname()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
 
 
 def _fsync_directory(path: Path) -> None:
@@ -171,6 +321,16 @@ def _all_cores() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def _number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
+
+
 def _unwrap(obj: Any) -> Any:
     return obj.module if isinstance(obj, (nn.DataParallel, nn.parallel.DistributedDataParallel)) else obj
 
@@ -192,7 +352,11 @@ class Checkpoint:
     :class:`~ignite_async.handlers.RNGStates`.
 
     Unlike pytorch-ignite's, the handler does not block training while it writes (see the module docs);
-    the file holds exactly the state at the firing.
+    the file holds exactly the state at the firing, and it counts (``last_checkpoint``, retention) only once
+    it is durable. Given a directory that already holds files under this handler's names (a resumed run,
+    ``require_empty=False``), it counts them in ``n_saved`` too, so old checkpoints do not pile up. Its names
+    in its directory are its own while it lives (see :meth:`BaseSaveHandler.claim`); :meth:`close` gives
+    them up.
 
     :param to_save: objects to save, by name.
     :param save_handler: a :class:`BaseSaveHandler` (e.g. :class:`DiskSaver`), or a directory path.
@@ -207,6 +371,7 @@ class Checkpoint:
         DDP-wrapped models are saved unwrapped, and a ZeroRedundancyOptimizer is consolidated first.
     :raises TypeError: for a ``to_save`` object without ``state_dict``, or bad handler types.
     :raises ValueError: for ``n_saved < 1``.
+    :raises CheckpointInUseError: if another live Checkpoint writes the same names in the same directory.
 
     >>> import asyncio, tempfile
     >>> from torch import nn
@@ -218,7 +383,7 @@ class Checkpoint:
     >>> checkpointer = Checkpoint({"model": model, "trainer": trainer}, DiskSaver(directory), n_saved=2)
     >>> _ = trainer.add_event_handler(Events.EPOCH_COMPLETED, checkpointer)
     >>> _ = asyncio.run(trainer.run([0, 1, 2], max_epochs=3))
-    >>> [path.name for path in sorted(checkpointer.save_handler.dirname.iterdir())]
+    >>> sorted(path.name for path in checkpointer.save_handler.dirname.glob("*.pt"))
     ['checkpoint_6.pt', 'checkpoint_9.pt']
     """
 
@@ -269,11 +434,16 @@ class Checkpoint:
         self.include_self = include_self
         self.greater_or_equal = greater_or_equal
         self.ext = "pt"
-        self._saved: list[Checkpoint.Item] = []
-        # One write in flight; a firing that finds it busy waits (its snapshot is already taken).
-        self._writer = BackgroundHandler(self._write, limit=1, when_busy="wait")
+        self._saved: list[Checkpoint.Item] = []  # durable checkpoints, by priority
+        # One write in flight; a firing that finds it busy waits for it before it decides and snapshots.
+        self._writer = BackgroundHandler(self._write_in_background, limit=1, when_busy="wait")
+        # Writes (and the bookkeeping after them) one at a time, also when one was abandoned (see _threads).
+        self._write_lock = threading.Lock()
         # Snapshots whose write is done, to copy the next snapshot into (see _cpu_copy).
         self._spares: list[dict[str, Any]] = []
+        self._claimed: set[str] = set()  # basenames claimed, and whose existing files were counted
+        if to_save:
+            self._claim(self._basename(self._name()))
 
     # ------------------------------------------------------------------ deciding (pytorch-ignite's rules)
 
@@ -352,35 +522,42 @@ class Checkpoint:
     # ------------------------------------------------------------------ saving
 
     async def __call__(self, engine: Engine) -> None:
+        inline = engine._task_group is None or engine._cancelling
+        if not inline and not await self._writer.wait_for_slot(engine):
+            return  # a write failed: the run is failing
         priority, global_step = self._priority(engine)
+        name = self._name()
+        self._claim(self._basename(name))
         if not (self._room_left() or self._beats_worst(priority)):
             return
         writer = self._writer_rank()
         for obj in self.to_save.values():
             if isinstance(obj, ZeroRedundancyOptimizer):  # a collective: every rank, in event order
                 obj.consolidate_state_dict(to=self.save_on_rank if writer is None else writer)
+        filename = self._filename(name, priority, global_step)
         if writer is not None and get_rank() != writer:
             # Other ranks keep the same list of saved files (for last_checkpoint), without copying or writing.
-            self._record(self._filename(self._name(), priority, global_step), priority)
+            self._saved, _ = self._plan(filename, priority)
             return
         spare = self._spares.pop() if self._spares else {}
         with _all_cores():
             states = {key: _cpu_copy(_unwrap(obj).state_dict(), spare.get(key)) for key, obj in self.to_save.items()}
-        name, snapshot = "checkpoint", states
-        if len(states) == 1:
-            ((name, snapshot),) = states.items()
-        filename = self._filename(name, priority, global_step)
-        stale = self._record(filename, priority)
-        if self.include_self:
-            snapshot["checkpointer"] = self.state_dict()
-        prefix = f"{self.filename_prefix}_" if self.filename_prefix else ""
-        metadata = {"basename": f"{prefix}{name}", "score_name": self.score_name, "priority": priority}
-        job = (snapshot, filename, metadata, [s for s in stale if s != filename], states)
-        if engine._task_group is None or engine._cancelling:
-            # Outside a run, or the last checkpoint of a cancelled one (shielded): write before returning.
-            await anyio.to_thread.run_sync(self._write, *job)
+        snapshot = states[name] if len(states) == 1 else states
+        metadata = {"basename": self._basename(name), "score_name": self.score_name, "priority": priority}
+        job = (snapshot, filename, priority, metadata, states)
+        if inline:
+            # Outside a run, or the last checkpoint of a cancelled one: written before returning, within the
+            # cancellation's grace period (past it, the write is abandoned and the run reports the failure).
+            await run_sync(self._write, *job)
         else:
             await self._writer.submit(engine, job, {})
+
+    def close(self) -> None:
+        """Give up this handler's checkpoint names (see :meth:`BaseSaveHandler.claim`)."""
+        close = getattr(self.save_handler, "close", None)
+        if callable(close):
+            close()
+        self._claimed.clear()
 
     def _writer_rank(self) -> int | None:
         """The rank whose DiskSaver writes; None for other save handlers, called on every rank to decide."""
@@ -389,43 +566,131 @@ class Checkpoint:
     def _name(self) -> str:
         return next(iter(self.to_save)) if len(self.to_save) == 1 else "checkpoint"
 
-    def _record(self, filename: str, priority: float) -> list[str]:
-        """Add ``filename`` to the saved list; the files it replaces, to delete once it is written."""
-        stale: list[str] = []
-        same = [i for i, item in enumerate(self._saved) if item.filename == filename]
-        if same:
-            stale.append(self._saved.pop(same[0]).filename)
-        elif not self._room_left():
-            stale.append(self._saved.pop(0).filename)
-        self._saved.append(Checkpoint.Item(priority, filename))
-        self._saved.sort(key=lambda item: item.priority)
-        return stale
+    def _basename(self, name: str) -> str:
+        return f"{self.filename_prefix}_{name}" if self.filename_prefix else name
+
+    def _claim(self, basename: str) -> None:
+        """Take the names ``basename*``; the first time, count the files already stored under them."""
+        if basename in self._claimed:
+            return
+        self.save_handler.claim(basename)
+        self._claimed.add(basename)
+        self._count_stored(basename)
+
+    def _count_stored(self, basename: str) -> None:
+        known = {item.filename for item in self._saved}
+        found = [item for item in self._stored_items(basename) if item.filename not in known]
+        if found:
+            self._saved = sorted([*self._saved, *found], key=lambda item: item.priority)
+
+    def _stored_items(self, basename: str) -> list[Checkpoint.Item]:
+        """Files of the save handler that this handler's pattern could have named, with their priorities."""
+        name = basename[len(self.filename_prefix) + 1 :] if self.filename_prefix else basename
+        matchers = [self._filename_regex(name, with_step) for with_step in (True, False)]
+        items = []
+        for filename in self.save_handler.existing():
+            for regex in matchers:
+                match = regex.fullmatch(filename) if regex is not None else None
+                if match is None:
+                    continue
+                fields = match.groupdict()
+                if self.score_function is not None:
+                    priority = _number(fields.get("score"))
+                else:
+                    priority = _number(fields.get("global_step"))
+                if priority is not None:
+                    items.append(Checkpoint.Item(priority, filename))
+                break
+        return items
+
+    def _filename_regex(self, name: str, with_global_step: bool) -> re.Pattern[str] | None:
+        if self.filename_pattern is None and not (with_global_step or self.score_function is not None):
+            return None
+        pattern = self.filename_pattern or self.setup_filename_pattern(
+            with_prefix=bool(self.filename_prefix),
+            with_score=self.score_function is not None,
+            with_score_name=self.score_name is not None,
+            with_global_step=with_global_step,
+        )
+        literals = {
+            "filename_prefix": self.filename_prefix,
+            "ext": self.ext,
+            "name": name,
+            "score_name": self.score_name,
+        }
+        groups = {"global_step": r"-?\d+", "score": r"[-+0-9.eEinfa]+"}
+        regex, seen = "", set[str]()
+        for text, field, _, _ in string.Formatter().parse(pattern):
+            regex += re.escape(text)
+            if field is None:
+                continue
+            if field in groups:
+                regex += f"(?P<{field}>{groups[field]})" if field not in seen else f"(?P={field})"
+                seen.add(field)
+            else:
+                regex += re.escape(str(literals.get(field, "")))
+        return re.compile(regex)
+
+    def _plan(self, filename: str, priority: float) -> tuple[list[Checkpoint.Item], list[str]]:
+        """The saved list once ``filename`` is written, and the files it replaces (pytorch-ignite's rules,
+        with files found from a previous run also pruned down to ``n_saved``)."""
+        saved = [item for item in self._saved if item.filename != filename]
+        stale = [item.filename for item in self._saved if item.filename == filename]
+        if len(stale) == 0 and not (self.n_saved is None or len(saved) < self.n_saved):
+            stale.append(saved.pop(0).filename)
+        saved.append(Checkpoint.Item(priority, filename))
+        saved.sort(key=lambda item: item.priority)
+        while self.n_saved is not None and len(saved) > self.n_saved:
+            stale.append(saved.pop(0).filename)
+        return saved, stale
+
+    async def _write_in_background(self, *job: Any) -> None:
+        await run_sync(self._write, *job)
 
     def _write(
-        self, snapshot: Any, filename: str, metadata: Mapping[str, Any], stale: list[str], states: dict[str, Any]
+        self, snapshot: Any, filename: str, priority: float, metadata: Mapping[str, Any], states: dict[str, Any]
     ) -> None:
-        # Runs in a worker thread. The new checkpoint is durable before any old one goes.
-        self.save_handler(snapshot, filename, metadata)
-        for old in stale:
-            self.save_handler.remove(old)
+        # Runs in a worker thread. The new checkpoint is durable before it counts, and before any old one goes.
+        with self._write_lock:
+            if not (self._room_left() or self._beats_worst(priority)):
+                return  # a write that finished meanwhile (one abandoned on cancellation) took its place
+            saved, stale = self._plan(filename, priority)
+            if self.include_self:  # the list as it will be, this file included, as pytorch-ignite saves it
+                snapshot["checkpointer"] = OrderedDict([("_saved", [(p, f) for p, f in saved])])
+            self.save_handler(snapshot, filename, metadata)
+            self._saved = saved
+            for old in stale:
+                if old != filename:
+                    self.save_handler.remove(old)
         if not self.save_handler.keeps_references and not self._spares:
             self._spares.append(states)  # written: its buffers can take the next snapshot
 
     # ------------------------------------------------------------------ loading
 
     @staticmethod
-    def load_objects(to_load: Mapping[str, Any], checkpoint: str | Path | Mapping[str, Any], **kwargs: Any) -> None:
+    def load_objects(
+        to_load: Mapping[str, Any],
+        checkpoint: str | Path | Mapping[str, Any],
+        *,
+        safe_globals: Iterable[Any] = (),
+        **kwargs: Any,
+    ) -> None:
         """Restore ``to_load``'s objects from a checkpoint file or dict, all or none.
 
         Every key is checked before anything is loaded, so a checkpoint that lacks one changes nothing.
+        Files are read with torch's weights-only loader, which refuses to build objects of classes outside
+        its allow-list (executing a file's code is what an untrusted checkpoint would do): a checkpoint that
+        holds your own classes loads with ``safe_globals=[MyClass, ...]``. ``kwargs`` go to modules'
+        ``load_state_dict`` (e.g. ``strict=False``).
 
-        :raises ValueError: naming the file if it is truncated or corrupt, or the keys it lacks.
+        :raises ValueError: naming the file if it is truncated or corrupt, if it holds objects outside the
+            allow-list (naming them), or the keys it lacks.
         :raises TypeError: for objects without ``load_state_dict``.
         """
         if not isinstance(checkpoint, (str, Path, Mapping)):
             raise TypeError(f"checkpoint must be a path or a mapping, got {type(checkpoint).__name__}")
         _check_objects(to_load, "load_state_dict")
-        content = _read(Path(checkpoint)) if isinstance(checkpoint, (str, Path)) else checkpoint
+        content = _read(Path(checkpoint), list(safe_globals)) if isinstance(checkpoint, (str, Path)) else checkpoint
         if not isinstance(content, Mapping):
             raise ValueError(f"checkpoint {checkpoint!r} holds a {type(content).__name__}, not a state dict")
         if len(to_load) == 1:
@@ -460,13 +725,30 @@ class Checkpoint:
         if "_saved" not in state_dict:
             raise ValueError("Checkpoint state_dict lacks '_saved'")
         self._saved = [Checkpoint.Item(p, f) for p, f in state_dict["_saved"]]
+        for basename in self._claimed:  # files stored after the loaded checkpoint was written count too
+            self._count_stored(basename)
 
 
-def _read(path: Path) -> Any:
+_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
+
+
+def _read(path: Path, safe_globals: list[Any]) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file {path} does not exist")
     try:
-        return torch.load(path, weights_only=True, map_location="cpu")
+        with torch.serialization.safe_globals(safe_globals):
+            return torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as exc:
+        refused = _UNSUPPORTED_GLOBAL.findall(str(exc))
+        if refused:
+            raise ValueError(
+                f"checkpoint file {path} holds {', '.join(dict.fromkeys(refused))}, outside torch's weights-only "
+                "allow-list: it may come from an untrusted source, or hold classes of your own. If you trust it, "
+                "allow those classes: Checkpoint.load_objects(..., safe_globals=[YourClass])"
+            ) from None
+        # torch's message for a refused file advises weights_only=False, which would run what the file holds.
+        detail = str(exc).rpartition("WeightsUnpickler error:")[2].strip().splitlines()[0:1] or [repr(exc)]
+        raise ValueError(f"checkpoint file {path} is truncated or corrupt: {detail[0]}") from None
     except Exception as exc:  # torch.load fails in many ways on a damaged file (EOFError, IndexError, ...)
         raise ValueError(f"checkpoint file {path} is truncated or corrupt: {exc!r}") from exc
 

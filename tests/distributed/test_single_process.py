@@ -13,6 +13,7 @@ from torch.utils.data.distributed import DistributedSampler
 import ignite_async.distributed as idist
 from ignite_async import Engine, Events, background
 from ignite_async.handlers import Checkpoint, DiskSaver
+from tests.conftest import checkpoint_files
 
 
 def test_without_a_process_group_everything_is_one_process() -> None:
@@ -101,14 +102,14 @@ async def test_checkpoints_are_written_by_the_save_rank_only(tmp_path: Path) -> 
     assert not (tmp_path / "not-mine").exists()  # rank 0 is not the save rank: not even the directory
     assert elsewhere.last_checkpoint is not None
     assert Path(elsewhere.last_checkpoint).name == "model_2.pt"  # the same bookkeeping as on the save rank
-    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["model_2.pt"]
+    assert checkpoint_files(tmp_path / "mine") == ["model_2.pt"]
 
     # A DiskSaver's own rank decides, whatever the Checkpoint's (as in pytorch-ignite).
     saver_decides = Checkpoint({"model": model}, DiskSaver(tmp_path / "saver", save_on_rank=0), save_on_rank=1)
     engine = Engine(lambda e, b: None)
     engine.add_event_handler(Events.EPOCH_COMPLETED, saver_decides)
     await engine.run([0])
-    assert [p.name for p in (tmp_path / "saver").iterdir()] == ["model_1.pt"]
+    assert checkpoint_files(tmp_path / "saver") == ["model_1.pt"]
 
 
 @pytest.mark.anyio

@@ -11,6 +11,7 @@ from types import ModuleType
 import pytest
 import torch
 
+from tests.conftest import checkpoint_files
 from tests.distributed._launch import torchrun
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +40,7 @@ async def test_quickstart_trains_logs_checkpoints_and_resumes(tmp_path: Path) ->
     assert sorted(first["evaluations"]) == ["val_mse@10", "val_mse@5"]
     assert first["final_mse"] < 0.05
     directory = tmp_path / "quickstart"
-    assert [p.name for p in (directory / "checkpoints").iterdir()] == ["quickstart_checkpoint_320.pt"]
+    assert checkpoint_files(directory / "checkpoints") == ["quickstart_checkpoint_320.pt"]
     records = list(read_jsonl(directory / "metrics.jsonl"))
     assert [r["step"] for r in records if r["name"] == "loss"] == list(range(10, 321, 10))
     assert sum(len(body["records"]) for body in app.received) == len(records)  # the same records over HTTP
@@ -111,4 +112,4 @@ def test_distributed_example_under_torchrun(tmp_path: Path) -> None:
     assert [line.split(":")[0] for line in epochs] == ["epoch 1", "epoch 2"]  # printed by rank 0 only
     assert float(epochs[-1].rsplit(" ", 1)[1]) > 0.8  # the centres are easy to tell apart (chance: 0.25)
     assert f"world size 2, checkpoints in {tmp_path}" in lines
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_16.pt", "checkpoint_32.pt"]
+    assert checkpoint_files(tmp_path) == ["checkpoint_16.pt", "checkpoint_32.pt"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,8 +25,10 @@ from ignite.handlers import Checkpoint as IgniteCheckpoint
 from ignite.handlers import DiskSaver as IgniteDiskSaver
 from torch import nn
 
-from ignite_async import Engine, Events
+from ignite_async import Engine, Events, InterruptHandlerError
 from ignite_async.handlers import BaseSaveHandler, Checkpoint, DiskSaver, ModelCheckpoint, RNGStates
+from ignite_async.handlers.checkpoint import CheckpointInUseError
+from tests.conftest import checkpoint_files, fill
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -105,7 +109,7 @@ async def test_same_files_as_ignite(seed: int, tmp_path: Path) -> None:
     await ours.run([0.5, 1.0], max_epochs=epochs)
 
     ref_files = sorted(p.name for p in (tmp_path / "ignite").iterdir())
-    our_files = sorted(p.name for p in (tmp_path / "ours").iterdir())
+    our_files = checkpoint_files(tmp_path / "ours")
     assert our_files == ref_files
     assert Path(str(handler.last_checkpoint)).name == Path(str(ref_handler.last_checkpoint)).name
     for name in ref_files:
@@ -199,7 +203,7 @@ async def test_a_failed_write_fails_the_run_and_leaves_no_checkpoint_looking_fil
     with pytest.raises(TypeError) as info:
         await engine.run([0, 1])
     assert not isinstance(info.value, BaseExceptionGroup)
-    assert os.listdir(tmp_path) == []  # neither a .pt file nor a temporary one
+    assert os.listdir(tmp_path) == [".checkpoint.lock"]  # neither a .pt file nor a temporary one
 
 
 async def test_final_checkpoint_on_cancellation(tmp_path: Path) -> None:
@@ -323,7 +327,7 @@ async def test_single_object_checkpoints_and_model_checkpoint(tmp_path: Path) ->
     engine = Engine(lambda e, b: None)
     engine.add_event_handler(Events.EPOCH_COMPLETED, handler, {"model": model_with(3.0)})
     await engine.run([0], max_epochs=3)
-    assert sorted(os.listdir(tmp_path)) == ["net_model_2.pt", "net_model_3.pt"]
+    assert checkpoint_files(tmp_path) == ["net_model_2.pt", "net_model_3.pt"]
     restored = model_with(0.0)
     Checkpoint.load_objects({"model": restored}, handler.last_checkpoint)  # type: ignore[arg-type]
     assert all(torch.all(p == 3.0) for p in restored.parameters())
@@ -400,6 +404,7 @@ async def test_handlers_schedulers_scalers_and_the_checkpoint_itself_round_trip(
     trainer.add_event_handler(Events.COMPLETED, checkpointer)
     await trainer.run(range(5))
 
+    checkpointer.close()  # the names are the next one's now, as in a new process
     loaded = objects()
     again = Checkpoint(loaded, DiskSaver(tmp_path, require_empty=False), include_self=True)
     Checkpoint.load_objects({**loaded, "checkpointer": again}, checkpointer.last_checkpoint)  # type: ignore[arg-type]
@@ -408,3 +413,207 @@ async def test_handlers_schedulers_scalers_and_the_checkpoint_itself_round_trip(
     assert (loaded["stopper"].counter, loaded["stopper"].best_score) == (2, 0.75)
     assert loaded["scaler"].get_scale() == 1024.0
     assert again.last_checkpoint == checkpointer.last_checkpoint
+
+
+# ---------------------------------------------------------------- one directory, several writers
+
+
+def test_only_temporary_files_of_writers_that_are_gone_are_removed(tmp_path: Path) -> None:
+    host = socket.gethostname()
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as live:
+        try:
+            gone = subprocess.run(
+                [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+            )
+            names = {
+                "live": f".checkpoint_3.pt.{host}@{live.pid}.k2j3.partial",
+                "ours": f".checkpoint_4.pt.{host}@{os.getpid()}.a8d0.partial",
+                "gone": f".checkpoint_2.pt.{host}@{int(gone.stdout)}.z9q1.partial",
+                "other host": f".checkpoint_2.pt.elsewhere@{int(gone.stdout)}.m3n4.partial",
+            }
+            for name in names.values():
+                (tmp_path / name).write_bytes(b"half a checkpoint")
+            DiskSaver(tmp_path, require_empty=False)
+            left = {p.name for p in tmp_path.iterdir()}
+        finally:
+            live.kill()
+    assert left == {names["live"], names["ours"], names["other host"]}  # only "gone" is provably abandoned
+
+
+def test_a_saver_created_beside_a_live_writer_neither_breaks_it_nor_takes_its_names(tmp_path: Path) -> None:
+    worker = Path(__file__).with_name("_checkpoint_worker.py")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    with subprocess.Popen(
+        [sys.executable, str(worker), str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "ready"
+            partials_seen = 0
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:  # the worker writes all the time: its temporary files come and go
+                partials_seen += bool(list(tmp_path.glob(".*.partial")))
+                DiskSaver(tmp_path, require_empty=False)
+            with pytest.raises(CheckpointInUseError, match=rf"'model' in {tmp_path} .*pid {proc.pid} on host"):
+                Checkpoint({"model": model_with(0.0)}, DiskSaver(tmp_path, require_empty=False))
+            Checkpoint({"model": model_with(0.0)}, DiskSaver(tmp_path, require_empty=False), filename_prefix="best")
+            assert proc.poll() is None, proc.communicate()[1]  # still writing, not dead of a FileNotFoundError
+        finally:
+            proc.kill()
+            _, err = proc.communicate(timeout=30)
+    assert partials_seen > 0
+    assert "FileNotFoundError" not in err
+
+
+def test_two_checkpoints_of_one_process_cannot_share_names(tmp_path: Path) -> None:
+    first = Checkpoint({"model": model_with(0.0)}, DiskSaver(tmp_path))
+    with pytest.raises(CheckpointInUseError, match="in this process"):
+        Checkpoint({"model": model_with(1.0)}, DiskSaver(tmp_path, require_empty=False))
+    Checkpoint({"model": model_with(1.0)}, DiskSaver(tmp_path, require_empty=False), filename_prefix="best")
+    first.close()
+    Checkpoint({"model": model_with(1.0)}, DiskSaver(tmp_path, require_empty=False))  # free now
+    del first
+    # One that is no longer reachable gives its names up (a notebook cell run again).
+    Checkpoint({"model": model_with(1.0)}, DiskSaver(tmp_path, require_empty=False))
+
+
+async def test_model_checkpoint_claims_its_names_at_its_first_save(tmp_path: Path) -> None:
+    engine = Engine(lambda e, b: None)
+    engine.add_event_handler(Events.COMPLETED, ModelCheckpoint(tmp_path, "net"), {"model": model_with(1.0)})
+    await engine.run([0])
+    other = ModelCheckpoint(tmp_path, "net", require_empty=False)
+    with pytest.raises(CheckpointInUseError, match="'net_model'"):
+        await other(engine, {"model": model_with(2.0)})
+
+
+# ---------------------------------------------------------------- bookkeeping in step with the disk
+
+
+async def test_a_checkpoint_counts_only_once_it_is_written() -> None:
+    saver = GatedSaver()  # the first write never finishes during the run
+
+    async def step(engine: Engine, batch: int) -> None:
+        await anyio.lowlevel.checkpoint()
+
+    engine = Engine(step)
+    engine.cancel_grace_period = 0.1
+    checkpointer = Checkpoint({"model": model_with(1.0)}, saver, n_saved=1)
+    engine.add_event_handler(Events.ITERATION_COMPLETED(once=[1, 2]), checkpointer)
+    with anyio.fail_after(10), anyio.move_on_after(0.5):  # cancelled while the second waits for the first
+        await engine.run(range(10))
+    assert engine.state.iteration == 1
+    assert checkpointer.last_checkpoint is None  # nothing is durable yet
+    saver.gate.set()
+    with anyio.fail_after(10):
+        while "model_1.pt" not in saver.files:  # noqa: ASYNC110 - a thread abandoned by the cancellation
+            await anyio.sleep(0.01)
+    assert checkpointer.last_checkpoint == "model_1.pt"
+    assert sorted(saver.files) == ["model_1.pt"]
+
+
+async def test_a_full_disk_names_the_file_and_keeps_the_previous_checkpoint(small_filesystem: Path) -> None:
+    engine = Engine(lambda e, b: None)
+    model = nn.Linear(256, 256)  # 257 KiB: one fits, the filler takes the rest
+    checkpointer = Checkpoint({"model": model}, DiskSaver(small_filesystem), n_saved=1)
+    engine.add_event_handler(Events.EPOCH_COMPLETED, checkpointer)
+
+    @engine.on(Events.EPOCH_STARTED(once=2))
+    async def fill_once_the_first_is_written() -> None:
+        with anyio.fail_after(10):
+            while not (small_filesystem / "model_2.pt").exists():  # noqa: ASYNC110 - written by a thread
+                await anyio.sleep(0.01)
+        fill(small_filesystem)
+
+    with pytest.raises(OSError, match=rf"model_4\.pt in {small_filesystem}: no space left") as info:
+        await engine.run([0, 1], max_epochs=3)
+    assert info.value.errno == errno.ENOSPC
+    assert info.value.filename == str(small_filesystem / "model_4.pt")
+    assert checkpointer.last_checkpoint == small_filesystem / "model_2.pt"
+    assert checkpoint_files(small_filesystem) == ["filler", "model_2.pt"]  # no temporary file left either
+    restored = nn.Linear(256, 256)
+    Checkpoint.load_objects({"model": restored}, small_filesystem / "model_2.pt")
+    assert torch.equal(restored.weight, model.weight)
+
+
+async def test_a_final_checkpoint_that_fails_on_cancel_fails_the_run(small_filesystem: Path) -> None:
+    async def step(engine: Engine, batch: int) -> None:
+        await anyio.lowlevel.checkpoint()
+
+    engine = Engine(step)
+    checkpointer = Checkpoint({"model": nn.Linear(256, 256)}, DiskSaver(small_filesystem), filename_prefix="final")
+    engine.add_event_handler(Events.INTERRUPT, checkpointer)
+    fill(small_filesystem)
+    scope = anyio.CancelScope()
+    engine.add_event_handler(Events.ITERATION_COMPLETED(once=3), lambda: scope.cancel())
+    with anyio.fail_after(10), scope, pytest.raises(InterruptHandlerError, match="no space left") as info:
+        await engine.run(range(100))
+    assert isinstance(info.value.error, OSError)
+    assert info.value.error.errno == errno.ENOSPC
+    assert checkpointer.last_checkpoint is None
+
+
+@pytest.mark.parametrize("scored", [False, True])
+async def test_a_resumed_run_counts_the_files_of_the_previous_one_in_n_saved(tmp_path: Path, scored: bool) -> None:
+    scores = [0.1, 0.9, 0.3, 0.5, 0.7, 0.2, 0.8]
+    options: dict[str, Any] = (
+        {"score_function": lambda e: scores[e.state.epoch - 1], "score_name": "acc"} if scored else {}
+    )
+
+    def trainer(n_saved: int | None, require_empty: bool) -> tuple[Engine, Checkpoint]:
+        engine = Engine(lambda e, b: None)
+        checkpointer = Checkpoint(
+            {"model": model_with(1.0), "trainer": engine},
+            DiskSaver(tmp_path, require_empty=require_empty),
+            n_saved=n_saved,
+            **options,
+        )
+        engine.add_event_handler(Events.EPOCH_COMPLETED, checkpointer)
+        return engine, checkpointer
+
+    first, checkpointer = trainer(None, True)  # killed after 4 epochs, with every checkpoint kept
+    await first.run([0], max_epochs=4)
+    checkpointer.close()
+    assert len(checkpoint_files(tmp_path)) == 4
+
+    resumed, checkpointer = trainer(2, False)
+    newest = tmp_path / ("checkpoint_acc=0.5000.pt" if scored else "checkpoint_4.pt")  # epoch 4's
+    Checkpoint.load_objects({"trainer": resumed}, newest)
+    await resumed.run([0], max_epochs=7)
+    expected = (
+        ["checkpoint_acc=0.8000.pt", "checkpoint_acc=0.9000.pt"] if scored else ["checkpoint_6.pt", "checkpoint_7.pt"]
+    )
+    assert checkpoint_files(tmp_path) == expected
+    assert [item.filename for item in checkpointer._saved] == sorted(expected, key=lambda n: n)
+
+
+# ---------------------------------------------------------------- the weights-only loader
+
+
+class OwnClass:
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+
+class HoldsOwnClass:
+    def __init__(self) -> None:
+        self.thing = OwnClass(7)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"thing": self.thing}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.thing = state["thing"]
+
+
+def test_a_checkpoint_of_own_classes_is_refused_clearly_and_loads_when_allowed(tmp_path: Path) -> None:
+    path = tmp_path / "own.pt"
+    torch.save({"holder": HoldsOwnClass().state_dict()}, path)
+    with pytest.raises(ValueError, match=r"holds .*OwnClass, outside torch's weights-only allow-list") as info:
+        Checkpoint.load_objects({"holder": HoldsOwnClass()}, path)
+    assert "weights_only=False" not in str(info.value)
+    assert "safe_globals=" in str(info.value)
+    assert "corrupt" not in str(info.value)
+    loaded = HoldsOwnClass()
+    loaded.thing = OwnClass(0)
+    Checkpoint.load_objects({"holder": loaded}, path, safe_globals=[OwnClass])
+    assert loaded.thing.value == 7
