@@ -10,12 +10,15 @@ Any other data (a list, a ``DataLoader``, an object whose ``__aiter__`` returns 
 iterator for each pass, and an iterator that is dropped is closed (``aclose`` for async ones).
 
 Data with both ``__iter__`` and ``__aiter__`` is read with ``__iter__``, as pytorch-ignite would.
+
+Switching ``prefetch`` between runs over one stream keeps the stream but loses what a prefetcher had read ahead.
 """
 
 from __future__ import annotations
 
 import itertools
 import warnings
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -61,18 +64,15 @@ class DataFeed:
         self._fresh = False  # an async iterator not fetched from yet (see first_anext)
         self._one_shot = False  # the current iterator is the data itself
         self._parked: Any = None  # a one-shot stream (or its prefetcher) kept for the next pass
-        self._replay: tuple[Any] | None = None  # the batch of an iteration that did not complete
-        self._abandoned: list[Any] = []  # async iterators to close (awaited) at the next chance
+        #: The batch of an iteration that did not complete, to give again first (in a 1-tuple: it may be None).
+        self.replay: tuple[Any] | None = None
+        self._abandoned: list[Callable[[], Awaitable[Any]]] = []  # closing to await at the next chance
 
     # ------------------------------------------------------------------ fetching (the loop's hot path)
 
-    @property
-    def has_replay(self) -> bool:
-        return self._replay is not None
-
     def take_replay(self) -> Any:
-        assert self._replay is not None
-        (batch,), self._replay = self._replay, None
+        assert self.replay is not None
+        (batch,), self.replay = self.replay, None
         return batch
 
     async def anext(self) -> Any:
@@ -108,23 +108,38 @@ class DataFeed:
         iterator: Any
         if data is None:
             assert epoch_length is not None
-            iterator, is_async, one_shot = itertools.repeat(None, epoch_length), False, False
+            stream, is_async, one_shot = itertools.repeat(None, epoch_length), False, False
+            iterator = stream
         else:
             _set_sampler_epoch(data, sampler_epoch)
             is_async = is_async_data(data)
-            iterator = data.__aiter__() if is_async else iter(data)
-            one_shot = iterator is data
+            stream = data.__aiter__() if is_async else iter(data)
+            one_shot = stream is data
+            iterator = stream
             if self.prefetch:
                 # A one-shot stream comes back as itself: keep its prefetcher and what it read ahead.
-                same = [p for p in (old, parked) if isinstance(p, _PREFETCHERS) and p.iterator is iterator]
-                iterator = same[0] if same else make_prefetcher(self._engine, data, iterator, is_async, self.prefetch)
+                same = [p for p in (old, parked) if isinstance(p, _PREFETCHERS) and p.iterator is stream]
+                iterator = same[0] if same else make_prefetcher(self._engine, data, stream, is_async, self.prefetch)
                 is_async = True
-        continued = any(previous is iterator for previous in (old, parked))
+
+        def reads(previous: Any) -> bool:  # whether ``previous`` reads the stream this pass continues
+            return one_shot and (
+                previous is stream or (isinstance(previous, _PREFETCHERS) and previous.iterator is stream)
+            )
+
+        continued = any(reads(previous) for previous in (old, parked))
         for previous in (old, parked):
-            if previous is not iterator:
+            if previous is None or previous is iterator:
+                continue
+            if reads(previous):
+                # A prefetcher no longer wanted (prefetch changed): stopped, without closing the stream it reads;
+                # what it read ahead is lost.
+                if isinstance(previous, _PREFETCHERS):
+                    self._abandoned.append(previous.suspend)
+            else:
                 self._abandon(previous)
-        if not (one_shot and (continued or parked is None)):
-            self._replay = None  # it belonged to a stream that is not continued
+        if not continued:
+            self.replay = None  # it belonged to a stream that is not continued
         self.iterator = iterator
         self.is_async = is_async
         self._one_shot = one_shot and not isinstance(iterator, _PREFETCHERS)  # prefetchers shield their own
@@ -158,7 +173,7 @@ class DataFeed:
         """``batch`` was taken for an iteration that did not complete: a one-shot stream gives it again first."""
         stream = self.iterator if self.iterator is not None else self._parked
         if stream is not None and self._is_one_shot(stream):
-            self._replay = (batch,)
+            self.replay = (batch,)
 
     def _is_one_shot(self, iterator: Any) -> bool:
         if isinstance(iterator, _PREFETCHERS):
@@ -170,10 +185,11 @@ class DataFeed:
     def _abandon(self, iterator: Any) -> None:
         # Async iterators must be closed by awaiting aclose() (trio insists); sync ones close when collected.
         if iterator is not None and hasattr(iterator, "aclose"):
-            self._abandoned.append(iterator)
+            self._abandoned.append(iterator.aclose)
 
     async def close_abandoned(self) -> None:
+        """Close (or stop) what was dropped; before a new pass reads, so nothing reads one stream twice at once."""
         while self._abandoned:
-            iterator = self._abandoned.pop()
+            close = self._abandoned.pop()
             with anyio.CancelScope(shield=True):
-                await iterator.aclose()
+                await close()

@@ -177,6 +177,7 @@ async def run_body(engine: Engine) -> None:
                     await _pause()
                 if feed.iterator is None:
                     e._setup_engine()
+                    await feed.close_abandoned()
 
                 # ---- one epoch over the data (pytorch-ignite's _run_once_on_dataset) ----
                 epoch_start = time.time()
@@ -195,7 +196,7 @@ async def run_body(engine: Engine) -> None:
                                     await e._call_handlers(h)
                                 if e._stop_requested and await _stop_point(e):
                                     await _pause()
-                            if feed.has_replay:  # the batch of an iteration that a failure cut short
+                            if feed.replay is not None:  # the batch of an iteration that was cut short
                                 state.batch = feed.take_replay()
                             elif feed.is_async:
                                 state.batch = await feed.anext()

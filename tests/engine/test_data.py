@@ -206,3 +206,17 @@ async def test_load_state_dict_parks_a_one_shot_stream_instead_of_closing_it() -
     state = await engine.run(data)
     assert state.iteration == 20
     assert done == list(range(20))
+
+
+@pytest.mark.parametrize(("first", "then"), [(2, 0), (0, 2), (1, 3)])
+async def test_switching_prefetch_between_runs_continues_the_stream(first: int, then: int) -> None:
+    seen: list[int] = []
+    engine = Engine(lambda e, b: seen.append(b))
+    data = stream(40)
+    with anyio.fail_after(10):
+        await engine.run(data, epoch_length=5, prefetch=first)
+        assert seen == [0, 1, 2, 3, 4]
+        state = await engine.run(data, epoch_length=5, prefetch=then)
+    assert state.iteration == 5  # the stream was not closed under it
+    assert seen[5:] == sorted(seen[5:])
+    assert seen[5] >= 5  # at most what a prefetcher read ahead is skipped
