@@ -6,9 +6,9 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import anyio.to_thread
 import torch
 
+from ignite_async._threads import run_sync
 from ignite_async.distributed.comm import all_gather
 from ignite_async.engine import Engine
 from ignite_async.engine.background import TaskHandle
@@ -117,7 +117,8 @@ class EpochMetric(Metric):
     async def _compute_and_publish(
         self, engine: Engine, name: str, y_pred: torch.Tensor, y: torch.Tensor, previous: TaskHandle | None
     ) -> None:
-        result = await anyio.to_thread.run_sync(self.compute_fn, y_pred, y)
+        # Waited for no longer than the grace period when the run is cancelled (a thread cannot be stopped).
+        result = await run_sync(self.compute_fn, y_pred, y, grace=engine.cancel_grace_period)
         if previous is not None:
             await previous.wait()
         publish(engine, name, result)
