@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ignite_async.loggers.base import BaseLogger, Record, ThreadedLogger
+from ignite_async.loggers.base import BaseLogger, LoggerWarning, Record, ThreadedLogger, ThreadedLoggerStatistics
 from ignite_async.loggers.http import HTTPLogger, HTTPLoggerError, HTTPLoggerStatistics
 from ignite_async.loggers.jsonlines import JSONLinesLogger, read_jsonl
 from ignite_async.loggers.tensorboard import TensorBoardLogger
@@ -13,8 +13,10 @@ __all__ = [
     "HTTPLoggerError",
     "HTTPLoggerStatistics",
     "JSONLinesLogger",
+    "LoggerWarning",
     "Record",
     "TensorBoardLogger",
     "ThreadedLogger",
+    "ThreadedLoggerStatistics",
     "read_jsonl",
 ]

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +120,61 @@ async def test_an_interrupted_run_has_flushed_what_it_logged(tmp_path: Path) -> 
         assert [r["step"] for r in read_jsonl(path)] == list(range(1, 8))
         await engine.run()
     assert [r["step"] for r in read_jsonl(path)] == list(range(1, 21))
+
+
+def open_files() -> list[str]:
+    """What this process's file descriptors point to."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # closed meanwhile (the listing's own descriptor)
+            found.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+async def test_the_file_is_closed_when_the_run_ends_and_reopened_to_append(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    logger = JSONLinesLogger(path)
+    engine = Engine(lambda e, b: float(b))
+    logger.attach_output_handler(engine, Events.ITERATION_COMPLETED, "train", output_transform=lambda x: x)
+    seen_open: list[bool] = []
+
+    @engine.on(Events.ITERATION_COMPLETED(once=3))
+    async def probe() -> None:
+        await logger.flush()  # written (by the writer thread) for sure
+        seen_open.append(str(path) in open_files())
+
+    await engine.run(range(5))  # no close(): the run's end lets go of the file
+    assert logger._file is None
+    assert str(path) not in open_files()
+    await engine.run(range(5))  # a second run appends
+    assert [r["step"] for r in read_jsonl(path)] == [1, 2, 3, 4, 5] * 2
+    assert str(path) not in open_files()
+    stats = logger.statistics()
+    assert (stats.written, stats.dropped, stats.pending, stats.logged) == (10, 0, 0, 10)
+    await logger.close()
+    assert seen_open == [True, True]  # open while the runs logged (the check is not vacuous)
+
+
+async def test_an_evaluator_run_inside_a_training_run_keeps_the_file_open(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    trainer, evaluator = Engine(lambda e, b: float(b)), Engine(lambda e, b: 0.5)
+    async with JSONLinesLogger(path) as logger:
+        logger.attach_output_handler(trainer, Events.ITERATION_COMPLETED, "train", output_transform=lambda x: x)
+        logger.attach_output_handler(evaluator, Events.COMPLETED, "val", output_transform=lambda x: x)
+        still_open: list[bool] = []
+
+        @trainer.on(Events.EPOCH_COMPLETED)
+        async def evaluate() -> None:
+            await evaluator.run(range(2))
+            still_open.append(logger._file is not None)  # flushed, not closed: the trainer goes on
+
+        await trainer.run(range(3), max_epochs=2)
+        assert still_open == [True, True]
+        assert logger._file is None
+    assert [(r["tag"], r["step"]) for r in read_jsonl(path)] == [
+        *[("train", i) for i in (1, 2, 3)],
+        ("val", 1),
+        *[("train", i) for i in (4, 5, 6)],
+        ("val", 1),
+    ]

@@ -37,3 +37,18 @@ def test_a_log_dir_that_cannot_be_created_is_named(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(OSError, match=r"cannot create log directory .*a-file/tb"):
         TensorBoardLogger(blocker / "tb")
+
+
+async def test_a_second_run_after_the_event_file_was_released_is_read_back_too(tmp_path: Path) -> None:
+    engine = Engine(lambda e, b: float(b))
+    logger = TensorBoardLogger(tmp_path / "tb")
+    logger.attach_output_handler(engine, Events.ITERATION_COMPLETED, "train", output_transform=lambda x: {"x": x})
+    await engine.run(range(3))
+    assert logger.writer.file_writer is None  # released when the run ended
+    await engine.run(range(3))  # a new run: steps 1..3 again, in a new event file
+    await logger.close()
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert len(list((tmp_path / "tb").iterdir())) == 2
+    assert logger.statistics().written == 6
+    assert sorted(e.step for e in events.Scalars("train/x")) == [1, 1, 2, 2, 3, 3]
