@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from ignite_async.handlers.checkpoint import BaseSaveHandler, Checkpoint, DiskSaver, ModelCheckpoint
+from ignite_async.handlers.checkpoint import (
+    BaseSaveHandler,
+    Checkpoint,
+    CheckpointInUseError,
+    DiskSaver,
+    ModelCheckpoint,
+)
 from ignite_async.handlers.early_stopping import EarlyStopping
 from ignite_async.handlers.param_scheduler import (
     ConcatScheduler,
@@ -24,6 +30,7 @@ from ignite_async.handlers.timer import Timer
 __all__ = [
     "BaseSaveHandler",
     "Checkpoint",
+    "CheckpointInUseError",
     "ConcatScheduler",
     "CosineAnnealingScheduler",
     "CyclicalScheduler",

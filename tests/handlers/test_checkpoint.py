@@ -26,8 +26,14 @@ from ignite.handlers import DiskSaver as IgniteDiskSaver
 from torch import nn
 
 from ignite_async import Engine, Events, InterruptHandlerError
-from ignite_async.handlers import BaseSaveHandler, Checkpoint, DiskSaver, ModelCheckpoint, RNGStates
-from ignite_async.handlers.checkpoint import CheckpointInUseError
+from ignite_async.handlers import (
+    BaseSaveHandler,
+    Checkpoint,
+    CheckpointInUseError,
+    DiskSaver,
+    ModelCheckpoint,
+    RNGStates,
+)
 from tests.conftest import checkpoint_files, fill
 
 if sys.version_info < (3, 11):  # pragma: no cover
