@@ -67,6 +67,7 @@ class HandlerInfo(NamedTuple):
 
     handler: Callable[..., Any]
     passes_engine: bool
+    takes_event_args: bool
     args: tuple[Any, ...]
     accepted_event_kwargs: frozenset[str]
 
@@ -97,18 +98,28 @@ def make_entry(
 ) -> Entry:
     """Resolve, once, whether ``handler`` takes the engine, and how firing calls it.
 
-    Like pytorch-ignite, a handler is called as ``handler(engine, *event_args, *args, **kwargs)`` when its
-    signature allows, else without the engine. ``event_kwargs`` (e.g. ``iter_counter`` for
+    A handler is called as ``handler(engine, *event_args, *args, **kwargs)`` when its signature allows, as in
+    pytorch-ignite. Otherwise the engine comes first still, without the event's arguments: an
+    ``EXCEPTION_RAISED`` handler ``h(engine)`` (a ``Checkpoint``) gets the engine, where pytorch-ignite passes
+    it the exception. Only a handler that cannot take the engine is called without it
+    (``handler(*event_args, *args)``, else ``handler(*args)``). ``event_kwargs`` (e.g. ``iter_counter`` for
     ``TERMINATE_SINGLE_EPOCH``) are passed only to handlers that accept them.
     """
     if not callable(handler):
         raise TypeError(f"handler for {event_name} must be callable, got {handler!r}")
     sig = _signature(handler)
+    forms = (
+        [(True, True), (True, False), (False, True), (False, False)] if event_args else [(True, True), (False, True)]
+    )
     fits = [
-        passes_engine
-        for passes_engine in (True, False)
+        (passes_engine, takes_event_args)
+        for passes_engine, takes_event_args in forms
         for extra in ({}, event_kwargs)
-        if _binds(sig, ((engine,) if passes_engine else ()) + event_args + args, {**kwargs, **extra})
+        if _binds(
+            sig,
+            ((engine,) if passes_engine else ()) + (event_args if takes_event_args else ()) + args,
+            {**kwargs, **extra},
+        )
     ]
     if not fits:
         shown = ", ".join(["engine", *(["<event args>"] if event_args else []), *map(repr, args)])
@@ -117,9 +128,9 @@ def make_entry(
             f"handler {describe(handler)}{sig} for {event_name} cannot be called as "
             f"{describe(handler)}({shown}) nor without the engine"
         )
-    passes_engine = fits[0]
-    head = ((engine,) if passes_engine else ()) + event_args + args
+    passes_engine, takes_event_args = fits[0]
+    head = ((engine,) if passes_engine else ()) + (event_args if takes_event_args else ()) + args
     accepted = frozenset(k for k, v in event_kwargs.items() if _binds(sig, head, {**kwargs, k: v}))
     call_args = (engine, *args) if passes_engine else args
-    info = HandlerInfo(handler, passes_engine, args, accepted)
+    info = HandlerInfo(handler, passes_engine, takes_event_args, args, accepted)
     return (handler, call_args, kwargs, is_async_callable(handler), event_filter, filter_attr, info)

@@ -102,6 +102,10 @@ class _TerminateSingleEpoch(Exception):
 
 async def _stop_point(engine: Engine) -> bool:
     """Act on a stop request: raise for terminate requests; fire INTERRUPT and return True to pause."""
+    if engine._data_switched:  # set_data(): close what the old data left (not a stop)
+        engine._data_switched = False
+        engine._update_stop_requested()
+        await engine._feed.close_abandoned()
     if engine._background_error is not None:
         raise _BackgroundFailed(engine._background_error)
     if engine._should_terminate:
@@ -214,12 +218,21 @@ async def run_body(engine: Engine) -> None:
                         except (StopIteration, StopAsyncIteration):
                             if should_exit:
                                 # The data ran out twice in a row: a fresh iterator gave nothing either.
+                                # Nothing at all in the first epoch, from data that no iteration of this
+                                # engine has used (a generator used up before only warns, as in pytorch-ignite).
+                                if (
+                                    state.epoch == 1
+                                    and iter_counter == 0
+                                    and e._data_unused
+                                    and e._last_completed is e._data_given_at
+                                ):
+                                    raise _empty_data_error(state.dataloader) from None
                                 if not e._is_done(state):
-                                    warnings.warn(
+                                    warnings.warn(  # UserWarning, as pytorch-ignite's
                                         "the data iterator can provide no more data but the run has not reached "
                                         f"its end: iteration {state.iteration} of "
                                         f"{_total_iterations(e)}",
-                                        RuntimeWarning,
+                                        UserWarning,
                                         stacklevel=1,
                                     )
                                 break
@@ -249,6 +262,8 @@ async def run_body(engine: Engine) -> None:
                         if h := handlers.get("ITERATION_COMPLETED"):
                             await e._call_handlers(h)
                         e._completed_iteration = state.iteration
+                        # A tuple, no copy: last_completed_state() builds the State only when asked.
+                        e._last_completed = (state.iteration, state.epoch, state.output, e._run_bounds)
                         if e._stop_requested and await _stop_point(e):
                             await _pause()
                         # Let tasks beside the loop run: every iteration while some are, else now and then.
@@ -329,6 +344,16 @@ async def run_body(engine: Engine) -> None:
             e._rewind(batch_in_hand)
             raise
     await feed.release()
+
+
+def _empty_data_error(data: object) -> ValueError:
+    shown = repr(data)
+    if len(shown) > 80:
+        shown = f"{shown[:77]}..."
+    return ValueError(
+        f"the data {shown} gave no batch in the first epoch: it is empty. Pass data that yields batches "
+        "(for an empty dataset, check how the loader was built)"
+    )
 
 
 def _total_iterations(engine: Engine) -> int | None:

@@ -62,6 +62,28 @@ def _is_handler(entry: Entry, handler: Any) -> bool:
     return bool(registered == handler) or (isinstance(registered, BackgroundHandler) and registered.handler == handler)
 
 
+def _builtin_event_hint(event: object) -> str:
+    """For a string that names a built-in event (``"epoch_completed"``, ``"Events.EPOCH_COMPLETED"``): say so."""
+    if not isinstance(event, str):
+        return ""
+    wanted = event.strip().removeprefix("Events.").upper().replace("-", "_").replace(" ", "_")
+    if wanted in Events.__members__:
+        return f"use Events.{wanted}, not a string; or "
+    return "built-in events are members of Events (e.g. Events.EPOCH_COMPLETED), not strings; or "
+
+
+def _check_data(data: object, role: str) -> None:
+    iterable = hasattr(data, "__iter__") or hasattr(data, "__aiter__")
+    if isinstance(data, type) and iterable:  # e.g. DataLoader itself: its instances are iterable, not it
+        raise TypeError(
+            f"{role} must be an iterable object, got the class {describe(data)} itself: "
+            f"pass an instance (e.g. {data.__name__}(...))"
+        )
+    if not iterable:
+        shown = f"the class {describe(data)}" if isinstance(data, type) else type(data).__name__
+        raise TypeError(f"{role} must be an iterable or an async iterable, got {shown}")
+
+
 def _data_length(data: object) -> int | None:
     try:
         return len(data) if hasattr(data, "__len__") else None
@@ -92,6 +114,10 @@ class Engine:
     epoch 2: last output 6
     """
 
+    #: False makes :meth:`interrupt` raise ``RuntimeError``, as in pytorch-ignite 0.5.5 (which then also runs its
+    #: pre-0.4.10 loop; here the loop is the same either way, since only interrupt() depends on it).
+    interrupt_resume_enabled: bool = True
+
     def __init__(self, process_function: ProcessFunction) -> None:
         if process_function is None:
             raise ValueError("Engine needs a process function, got None")
@@ -105,12 +131,14 @@ class Engine:
         self._event_handlers: dict[str, list[Entry]] = {}
         self._allowed_events: dict[str, Any] = {}
         self._event_to_attr: dict[str, str] = dict(DEFAULT_EVENT_TO_ATTR)
+        self.state._event_to_attr = self._event_to_attr  # what state.get_event_attrib_value() consults
         self._state_dict_user_keys: list[str] = []
 
         # Stop requests; `_stop_requested` caches "any of them" so the loop checks one attribute.
         self._should_terminate: bool | str = False
         self._should_terminate_single_epoch: bool | str = False
         self._should_interrupt = False
+        self._data_switched = False  # set_data() mid-run: the old data is closed at the next stop point
         self._stop_requested = False
 
         self._feed = DataFeed(self)  # the data iterator across epochs, pauses and runs
@@ -129,6 +157,13 @@ class Engine:
         self._background_error: BaseException | None = None
         self._background_handlers: list[BackgroundHandler] = []
         self._completed_iteration = 0
+        # (iteration, epoch, output, (epoch_length, max_epochs, max_iters)) at the last iteration's end.
+        self._last_completed: tuple[int, int, Any, tuple[int | None, int | None, int | None]] | None = None
+        self._run_bounds: tuple[int | None, int | None, int | None] = (None, None, None)  # set by each run()
+        # _last_completed when the current data was given: still the same object means that no iteration has
+        # completed on that data, so data that then runs out gave nothing at all (see _loop: an error).
+        self._data_given_at: Any = None
+        self._data_unused = True  # the current data had not already ended when it was given (see _give_data)
         self._cancelling = False  # INTERRUPT handlers are running because the run was cancelled
         # Awaited when a run ends however it ends (not when it pauses): loggers flush, event streams close.
         # Not an event: a handler on EXCEPTION_RAISED would swallow the run's errors.
@@ -146,6 +181,7 @@ class Engine:
         :param event_names: members of an :class:`~ignite_async.EventEnum` subclass (or plain strings).
         :param event_to_attr: for filtered handlers on these events, the state attribute a filter counts.
         :raises TypeError: for anything that is not an event.
+        :raises ValueError: if ``event_to_attr`` is not a mapping (as pytorch-ignite 0.5.5 does).
 
         >>> from ignite_async import Engine, EventEnum
         >>> class Custom(EventEnum):
@@ -156,7 +192,10 @@ class Engine:
         True
         """
         if event_to_attr is not None and not isinstance(event_to_attr, Mapping):
-            raise TypeError(f"event_to_attr must be a mapping from event to state attribute, got {event_to_attr!r}")
+            raise ValueError(
+                f"event_to_attr must be a mapping (e.g. a dict) from event to state attribute, got {event_to_attr!r} "
+                f"of type {type(event_to_attr).__name__}"
+            )
         for index, event in enumerate(event_names):
             if not isinstance(event, (str, EventEnum)):
                 raise TypeError(
@@ -183,7 +222,8 @@ class Engine:
         key = _event_key(event)
         if key not in self._allowed_events:
             raise ValueError(
-                f"{event!r} is not registered with this engine: call engine.register_events(...) with it first"
+                f"{event!r} is not registered with this engine: {_builtin_event_hint(event)}call "
+                "engine.register_events(...) with a custom event first"
             )
         return key
 
@@ -336,7 +376,8 @@ class Engine:
         for fn, _, kwargs, is_async, event_filter, attr, info in handlers:
             if event_filter is not None and not event_filter(self, getattr(state, attr)):  # type: ignore[arg-type]
                 continue
-            head = (self, *event_args) if info.passes_engine else event_args
+            given = event_args if info.takes_event_args else ()
+            head = (self, *given) if info.passes_engine else given
             extra = {k: v for k, v in event_kwargs.items() if k in info.accepted_event_kwargs}
             result = fn(*head, *info.args, **kwargs, **extra)
             if is_async or type(result) is CoroutineType:
@@ -376,6 +417,7 @@ class Engine:
 
     def _clear_stop_requests(self) -> None:
         self._should_terminate = self._should_terminate_single_epoch = self._should_interrupt = False
+        self._data_switched = False  # what set_data() dropped before the run is closed as it starts
         self._stop_requested = False
 
     def _update_stop_requested(self) -> None:
@@ -383,6 +425,7 @@ class Engine:
             self._should_terminate
             or self._should_terminate_single_epoch
             or self._should_interrupt
+            or self._data_switched
             or self._background_error is not None
         )
 
@@ -417,9 +460,53 @@ class Engine:
         >>> state = asyncio.run(engine.run(range(3)))
         >>> state.iteration, state.epoch
         (6, 2)
+
+        :raises RuntimeError: if :attr:`interrupt_resume_enabled` is False.
         """
+        if not self.interrupt_resume_enabled:
+            raise RuntimeError(
+                "Engine 'interrupt/resume' feature is disabled. "
+                "Please, set Engine.interrupt_resume_enabled=True to enable it"
+            )
         self.logger.info("Interrupt signaled; the engine pauses after the current event.")
         self.should_interrupt = True
+
+    # ------------------------------------------------------------------ data
+
+    def set_data(self, data: Any) -> None:
+        """Read the next batches from ``data``, keeping ``epoch_length`` and the counters (as pytorch-ignite 0.5.5).
+
+        The next batch the process function gets is ``data``'s first; the epoch still ends after
+        ``epoch_length`` iterations, and if ``data`` runs out first it restarts (``DATALOADER_STOP_ITERATION``).
+        Called from a handler or the process function (e.g. a curriculum that changes datasets at an epoch), or
+        between runs: a paused run resumes on ``data``. ``data`` is read with the run's ``prefetch``.
+
+        The old data is no longer the engine's: its iterator is dropped, and an async one is closed (``aclose``)
+        at the next event. A generator given before is closed too, as whenever the engine is given other data;
+        a batch of it read ahead by ``prefetch`` is lost.
+
+        :param data: an iterable or async iterable (not ``None``).
+        :raises TypeError: if ``data`` is not iterable.
+        :raises RuntimeError: if called from a thread other than the running engine's.
+
+        >>> import asyncio
+        >>> from ignite_async import Engine, Events
+        >>> seen = []
+        >>> engine = Engine(lambda engine, batch: seen.append(batch))
+        >>> _ = engine.add_event_handler(Events.EPOCH_COMPLETED(once=1), lambda e: e.set_data("ABC"))
+        >>> _ = asyncio.run(engine.run([1, 2, 3], max_epochs=2))
+        >>> seen
+        [1, 2, 3, 'A', 'B', 'C']
+        """
+        _check_data(data, "set_data()'s data")
+        if self._running and threading.get_ident() != self._loop_thread:
+            raise RuntimeError("set_data() must be called from the event loop's thread, not from a worker thread")
+        self._give_data(data)
+        self._setup_dataloader_iter()
+        if self._running:
+            # The dropped iterator is closed (awaited) at the loop's next stop point.
+            self._data_switched = True
+            self._update_stop_requested()
 
     # ------------------------------------------------------------------ state dict
 
@@ -754,16 +841,48 @@ class Engine:
 
     def _snapshot_view(self) -> Any:
         # Shallow: counters, output, batch and user fields as they are now; metrics and times copied.
-        snapshot = State.__new__(State)
-        snapshot.__dict__.update(self.state.__dict__)
-        snapshot.metrics = dict(self.state.metrics)
-        snapshot.times = dict(self.state.times)
-        return _EngineView(self, snapshot)
+        return _EngineView(self, self.state._copy())
+
+    def last_completed_state(self) -> State | None:
+        """A snapshot of the state at the end of the last completed iteration, or ``None`` before the first.
+
+        ``engine.state`` read while a step runs (e.g. by a web request) shows that step's iteration and
+        ``output=None``; this shows the iteration that completed last, after its ``ITERATION_COMPLETED``
+        handlers: its ``iteration``, ``epoch`` and ``output``, and its run's ``epoch_length``, ``max_epochs``
+        and ``max_iters``. ``metrics``, ``times`` and user fields are those of the state now (a shallow copy,
+        as for background handlers); ``batch`` is ``None``, so that no batch is kept alive. It never waits,
+        and it is safe to call from any task or thread; after a run ends (however it ends) it gives the last
+        iteration that completed. The engine only records the counters and output at each iteration's end:
+        the copy is made here.
+
+        >>> import asyncio
+        >>> from ignite_async import Engine
+        >>> engine = Engine(lambda engine, batch: batch * 10)
+        >>> engine.last_completed_state() is None
+        True
+        >>> _ = asyncio.run(engine.run([1, 2, 3]))
+        >>> last = engine.last_completed_state()
+        >>> last.iteration, last.epoch, last.output
+        (3, 1, 30)
+        """
+        last = self._last_completed
+        if last is None:
+            return None
+        iteration, epoch, output, (epoch_length, max_epochs, max_iters) = last
+        return self.state._copy(
+            iteration=iteration,
+            epoch=epoch,
+            output=output,
+            batch=None,
+            epoch_length=epoch_length,
+            max_epochs=max_epochs,
+            max_iters=max_iters,
+        )
 
     def _prepare_run(self, data: Any, max_epochs: int | None, epoch_length: int | None, max_iters: int | None) -> None:
         """Validate run()'s arguments and set the state up for a new or a resumed run (pytorch-ignite's rules)."""
-        if data is not None and not (hasattr(data, "__iter__") or hasattr(data, "__aiter__")):
-            raise TypeError(f"data must be an iterable or an async iterable, got {type(data).__name__}")
+        if data is not None:
+            _check_data(data, "data")
         for name, value in (
             ("max_epochs", max_epochs),
             ("epoch_length", epoch_length),
@@ -826,7 +945,7 @@ class Engine:
             self._discard_paused_run()
             # A new run reads the data given to it afresh, not what a paused run's iterator had left.
             self._feed.end_pass()
-            state.dataloader = data
+            self._give_data(data)
             self.logger.info("Engine run starting with max_epochs=%s max_iters=%s.", state.max_epochs, max_iters)
         else:
             if state.epoch_length is not None:
@@ -846,7 +965,21 @@ class Engine:
                 # Resuming a terminated run: its next epoch counts from 0.
                 self._init_iter = 0
             if self._feed.iterator is None:
-                state.dataloader = data
+                self._give_data(data)
+        # (epoch_length, max_epochs, max_iters) of this run, for last_completed_state(); one tuple per run().
+        self._run_bounds = (state.epoch_length, state.max_epochs, state.max_iters)
+
+    def _give_data(self, data: Any) -> None:
+        if data is not self.state.dataloader:  # the same data given again may have yielded before
+            self._data_given_at = self._last_completed
+            # Data that gives nothing in its first epoch is an error (see _loop), unless it may have been used up
+            # before it was given (an ended generator, any other iterator): that only warns, as in pytorch-ignite.
+            frame = getattr(data, "gi_frame", getattr(data, "ag_frame", False))
+            if frame is not False:  # a generator: not ended yet
+                self._data_unused = frame is not None
+            else:  # a loader, iterated afresh each pass, unlike an iterator
+                self._data_unused = not (hasattr(data, "__next__") or hasattr(data, "__anext__"))
+        self.state.dataloader = data
 
     def _setup_dataloader_iter(self, for_next_epoch: bool = False) -> None:
         # Epochs count from 0 for samplers; after terminate_epoch() the new pass is the next epoch's.

@@ -10,6 +10,7 @@ reported at the line that made it.
 from __future__ import annotations
 
 import numbers
+import warnings
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from enum import Enum
@@ -121,6 +122,26 @@ class CallableEventWithFilter:
         if event_filter is not None:
             check_callable_signature(event_filter, "event_filter", ("engine", "event"), {})
         return CallableEventWithFilter(self.value, event_filter, self.name)
+
+    @staticmethod
+    def default_event_filter(engine: Engine, event: int) -> bool:
+        """A filter that passes every firing: deprecated, as in pytorch-ignite 0.5.5; use no filter (``None``).
+
+        >>> import warnings
+        >>> from ignite_async import Events
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     Events.default_event_filter(None, 1)
+        True
+        >>> caught[0].category.__name__
+        'UserWarning'
+        """
+        warnings.warn(
+            "Events.default_event_filter is deprecated and will be removed. Please, use None instead",
+            UserWarning,  # pytorch-ignite's category, so that code ported from it sees the same warning
+            stacklevel=2,
+        )
+        return True
 
     def __repr__(self) -> str:
         out = f"Events.{self.name}"

@@ -279,8 +279,8 @@ class Player:
         return record
 
     def show_warning(self, message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-        # ignite warns UserWarning when data runs out, ours RuntimeWarning; the texts differ.
-        if issubclass(category, (UserWarning, RuntimeWarning)):
+        # Both warn UserWarning when the data runs out (the texts differ): a RuntimeWarning here would not match.
+        if issubclass(category, UserWarning):
             engine = self.engine
             self.trace.append(("WARN", *(self.point(engine) if engine is not None else (None, None))))
 

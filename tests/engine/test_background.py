@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from typing import Any
@@ -13,9 +12,6 @@ import pytest
 
 from ignite_async import Engine, Events, TaskHandle, background
 from tests.conftest import record_events
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
 
 pytestmark = pytest.mark.anyio
 

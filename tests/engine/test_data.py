@@ -220,3 +220,206 @@ async def test_switching_prefetch_between_runs_continues_the_stream(first: int, 
     assert state.iteration == 5  # the stream was not closed under it
     assert seen[5:] == sorted(seen[5:])
     assert seen[5] >= 5  # at most what a prefetcher read ahead is skipped
+
+
+# ---------------------------------------------------------------- set_data()
+
+
+class Tracked:
+    """A generator (sync or async) of labelled batches that records whether it was closed."""
+
+    def __init__(self, label: str, n: int) -> None:
+        self.label, self.n, self.closed = label, n, False
+
+    def sync(self) -> Iterator[str]:
+        try:
+            for i in range(self.n):
+                yield f"{self.label}{i}"
+        finally:
+            self.closed = True
+
+    async def async_(self) -> AsyncIterator[str]:
+        try:
+            for i in range(self.n):
+                await anyio.lowlevel.checkpoint()
+                yield f"{self.label}{i}"
+        finally:
+            self.closed = True
+
+
+def make_labelled(kind: str, label: str, n: int) -> tuple[Any, Tracked | None]:
+    if kind == "list":
+        return [f"{label}{i}" for i in range(n)], None
+    tracked = Tracked(label, n)
+    return (tracked.sync() if kind == "sync generator" else tracked.async_()), tracked
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+@pytest.mark.parametrize("new_kind", ["list", "sync generator", "async generator"])
+@pytest.mark.parametrize("old_kind", ["list", "sync generator", "async generator"])
+async def test_set_data_mid_epoch_reads_the_new_data_next_and_keeps_the_epoch_length(
+    old_kind: str, new_kind: str, prefetch: int
+) -> None:
+    seen: list[tuple[int, int, str]] = []
+    engine = Engine(lambda e, b: seen.append((e.state.epoch, e.state.iteration, b)))
+    old, old_tracked = make_labelled(old_kind, "a", 100)
+    new, _ = make_labelled(new_kind, "b", 100)
+    engine.add_event_handler(Events.ITERATION_COMPLETED(once=3), lambda e: e.set_data(new))
+    with anyio.fail_after(10):
+        state = await engine.run(old, epoch_length=5, max_epochs=2, prefetch=prefetch)
+    assert [b for _, _, b in seen] == ["a0", "a1", "a2", "b0", "b1", "b2", "b3", "b4", "b5", "b6"]
+    assert [(e, i) for e, i, _ in seen] == [(1, 1), (1, 2), (1, 3), (1, 4), (1, 5)] + [(2, i) for i in range(6, 11)]
+    assert (state.epoch_length, state.iteration, state.dataloader) == (5, 10, new)
+    if old_tracked is not None:
+        # The old generator is no longer the engine's: an async one is closed (awaited) at the next event,
+        # a sync one is dropped (and closed once collected).
+        if old_kind == "async generator":
+            assert old_tracked.closed
+        del old
+        import gc
+
+        gc.collect()
+        assert old_tracked.closed
+
+
+async def test_set_data_closes_an_old_async_stream_before_the_next_iteration() -> None:
+    tracked = Tracked("a", 100)
+    closed_at: list[int] = []
+    engine = Engine(lambda e, b: closed_at.append(e.state.iteration) if tracked.closed else None)
+    engine.add_event_handler(Events.ITERATION_COMPLETED(once=2), lambda e: e.set_data([0] * 10))
+    await engine.run(tracked.async_(), epoch_length=5)
+    assert closed_at[0] == 3  # already closed when the first batch of the new data is processed
+
+
+async def test_set_data_shorter_than_the_epoch_restarts_it_within_the_epoch(trace: list[Any]) -> None:
+    seen: list[Any] = []
+    engine = Engine(lambda e, b: seen.append(b))
+    engine.add_event_handler(Events.ITERATION_COMPLETED(once=1), lambda e: e.set_data(["x", "y"]))
+    stops: list[int] = []
+    engine.add_event_handler(Events.DATALOADER_STOP_ITERATION, lambda e: stops.append(e.state.iteration))
+    state = await engine.run([1, 2, 3, 4, 5], max_epochs=1)
+    assert seen == [1, "x", "y", "x", "y"]
+    assert stops == [3]
+    assert state.epoch_length == 5
+
+
+async def test_set_data_on_a_paused_run_resumes_on_the_new_data() -> None:
+    seen: list[Any] = []
+    engine = Engine(lambda e, b: seen.append(b))
+    pause = engine.add_event_handler(Events.ITERATION_COMPLETED(once=2), lambda e: e.interrupt())
+    await engine.run(stream(100), epoch_length=4, max_epochs=2)
+    pause.remove()
+    engine.set_data(["n0", "n1", "n2", "n3", "n4", "n5"])
+    state = await engine.run()
+    assert seen == [0, 1, "n0", "n1", "n2", "n3", "n4", "n5"]
+    assert state.iteration == 8
+
+
+async def test_set_data_from_a_process_function_and_on_an_epoch_boundary() -> None:
+    seen: list[Any] = []
+
+    async def step(engine: Engine, batch: Any) -> None:
+        seen.append(batch)
+        if batch == "a1":
+            engine.set_data(["b0", "b1", "b2"])
+
+    engine = Engine(step)
+    engine.add_event_handler(Events.EPOCH_COMPLETED(once=1), lambda e: e.set_data(["c0", "c1", "c2"]))
+    await engine.run(["a0", "a1", "a2"], max_epochs=3)
+    assert seen == ["a0", "a1", "b0", "c0", "c1", "c2", "c0", "c1", "c2"]
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "match"),
+    [
+        (None, TypeError, "must be an iterable"),
+        (5, TypeError, "must be an iterable"),
+        (list, TypeError, "got the class list itself: pass an instance"),
+    ],
+)
+def test_set_data_refuses_what_is_not_data(data: Any, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        Engine(lambda e, b: None).set_data(data)
+
+
+# ---------------------------------------------------------------- data that runs out, or never gives a batch
+
+
+class EmptyAsync:
+    def __aiter__(self) -> AsyncIterator[int]:
+        return stream(0)
+
+    def __repr__(self) -> str:
+        return "<EmptyAsync loader>"
+
+
+def empty_generator() -> Iterator[int]:
+    yield from ()
+
+
+async def empty_async_generator() -> AsyncIterator[int]:
+    for i in ():
+        yield i
+
+
+@pytest.mark.parametrize("kind", ["empty __aiter__", "empty generator", "empty async generator", "empty len"])
+async def test_data_that_gives_no_batch_in_the_first_epoch_is_an_error_naming_it(kind: str) -> None:
+    class Sized:
+        def __len__(self) -> int:
+            return 3
+
+        def __iter__(self) -> Iterator[int]:
+            return iter(())
+
+    data: Any = {
+        "empty __aiter__": EmptyAsync(),
+        "empty generator": empty_generator(),
+        "empty async generator": empty_async_generator(),
+        "empty len": Sized(),
+    }[kind]
+    engine = Engine(lambda e, b: None)
+    with pytest.raises(ValueError, match="gave no batch in the first epoch") as caught:
+        await engine.run(data, epoch_length=3, max_epochs=2)
+    assert repr(data)[:40] in str(caught.value)
+    assert engine.state.iteration == 0
+
+
+async def test_an_iterator_that_ended_before_it_was_given_only_warns_as_in_ignite() -> None:
+    used_up = iter(range(2))
+    list(used_up)
+    with pytest.warns(UserWarning, match="can provide no more data"):
+        state = await Engine(lambda e, b: None).run(used_up, epoch_length=3, max_epochs=2)
+    assert state.iteration == 0
+
+
+async def test_a_generator_this_engine_used_up_only_warns_in_a_new_run_as_in_ignite() -> None:
+    data = iter(range(3))
+    engine = Engine(lambda e, b: None)
+    await engine.run(data, epoch_length=3)
+    engine.state.max_epochs = None  # a new run over the generator it used up
+    with pytest.warns(UserWarning, match="can provide no more data"):
+        state = await engine.run(data, epoch_length=3, max_epochs=2)
+    assert state.iteration == 0
+
+
+async def test_empty_data_given_by_set_data_after_the_first_epoch_began_only_warns() -> None:
+    engine = Engine(lambda e, b: None)
+    engine.add_event_handler(Events.ITERATION_COMPLETED(once=2), lambda e: e.set_data(EmptyAsync()))
+    with pytest.warns(UserWarning, match="can provide no more data"):
+        state = await engine.run([1, 2, 3, 4], max_epochs=2)
+    assert state.iteration == 2
+
+
+async def test_empty_data_given_by_set_data_before_any_batch_is_an_error_naming_it() -> None:
+    engine = Engine(lambda e, b: None)
+    engine.add_event_handler(Events.EPOCH_STARTED, lambda e: e.set_data(EmptyAsync()))
+    with pytest.raises(ValueError, match="the data <EmptyAsync loader> gave no batch in the first epoch"):
+        await engine.run([1, 2, 3, 4])
+
+
+async def test_data_that_runs_out_later_only_warns_with_a_user_warning() -> None:
+    engine = Engine(lambda e, b: None)
+    with pytest.warns(UserWarning, match="can provide no more data") as caught:
+        state = await engine.run(iter(range(4)), epoch_length=3, max_epochs=3)
+    assert [w.category for w in caught] == [UserWarning]
+    assert state.iteration == 4

@@ -10,10 +10,11 @@ Deliberate differences (pytorch-ignite quirks not copied, listed in the README) 
 from __future__ import annotations
 
 import collections
-import sys
+import warnings
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import ignite.engine as ignite_engine
 import pytest
 
@@ -35,9 +36,6 @@ from tests.engine._scenarios import (
     play_both,
     random_scenarios,
 )
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
 
 pytestmark = pytest.mark.anyio
 
@@ -682,3 +680,107 @@ async def test_a_completed_run_may_be_followed_by_one_in_the_other_mode(
     await engine.run([0, 1], **first)
     with pytest.raises(ValueError, match="resuming a run bounded by"):
         await engine.run([0, 1], **then)
+
+
+# ---------------------------------------------------------------- set_data()
+
+
+def _set_data_trace(lib: Any, switch_on: str, new_len: int, run_kwargs: dict[str, Any], use_async: bool) -> Any:
+    """The events with (epoch, iteration), batches and warnings of a run that switches data at ``switch_on``."""
+    trace: list[tuple[Any, ...]] = []
+    new = [f"new{i}" for i in range(new_len)]
+    if lib is ignite_async and use_async:
+
+        async def step(engine: Any, batch: Any) -> None:
+            await anyio.lowlevel.checkpoint()
+            trace.append(("PROCESS", engine.state.epoch, engine.state.iteration, batch))
+    else:
+
+        def step(engine: Any, batch: Any) -> None:  # type: ignore[misc]
+            trace.append(("PROCESS", engine.state.epoch, engine.state.iteration, batch))
+
+    engine = lib.Engine(step)
+    for event in lib.Events:
+        if event.name not in ("EXCEPTION_RAISED", "TERMINATE_SINGLE_EPOCH"):
+            engine.add_event_handler(event, lambda e, n=event.name: trace.append((n, e.state.epoch, e.state.iteration)))
+    name, _, once = switch_on.partition("=")
+    engine.add_event_handler(getattr(lib.Events, name)(once=int(once)), lambda e: e.set_data(new))
+    return engine, trace
+
+
+@pytest.mark.parametrize(("use_async", "prefetch"), [(False, 0), (True, 0), (False, 2)])
+@pytest.mark.parametrize(
+    "switch_on",
+    ["ITERATION_COMPLETED=3", "GET_BATCH_STARTED=4", "GET_BATCH_COMPLETED=2", "EPOCH_COMPLETED=1", "EPOCH_STARTED=2"],
+)
+@pytest.mark.parametrize("new_len", [2, 9])
+@pytest.mark.parametrize("run_kwargs", [{"max_epochs": 3}, {"max_epochs": 2, "epoch_length": 3}, {"max_iters": 11}])
+async def test_set_data_gives_the_same_batches_and_events_as_ignite(
+    switch_on: str, new_len: int, run_kwargs: dict[str, Any], use_async: bool, prefetch: int
+) -> None:
+    data = [f"old{i}" for i in range(5)]
+    ref_engine, ref = _set_data_trace(ignite_engine, switch_on, new_len, run_kwargs, use_async)
+    with warnings.catch_warnings(record=True) as ref_warnings:
+        warnings.simplefilter("always")
+        ref_engine.run(data, **run_kwargs)
+    engine, got = _set_data_trace(ignite_async, switch_on, new_len, run_kwargs, use_async)
+    with warnings.catch_warnings(record=True) as our_warnings:
+        warnings.simplefilter("always")
+        await engine.run(data, **run_kwargs, prefetch=prefetch)
+    assert got == ref
+    assert any(entry[0] == "PROCESS" and str(entry[3]).startswith("new") for entry in got)
+    assert [w.category for w in our_warnings] == [w.category for w in ref_warnings]
+    assert (engine.state.epoch_length, engine.state.iteration) == (
+        ref_engine.state.epoch_length,
+        ref_engine.state.iteration,
+    )
+
+
+async def test_data_running_out_warns_the_same_category_as_ignite() -> None:
+    categories = []
+    for lib in (ignite_engine, ignite_async):
+        engine = lib.Engine(lambda e, b: None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = engine.run(iter(range(4)), epoch_length=3, max_epochs=3)
+            if lib is ignite_async:
+                await result
+        categories.append([w.category for w in caught])
+    assert categories[0] == categories[1] == [UserWarning]
+
+
+# ---------------------------------------------------------------- more deliberate differences
+
+
+async def test_an_exception_raised_handler_taking_one_argument_gets_the_engine_not_the_exception() -> None:
+    got: list[Any] = []
+
+    def on_error(engine: Any) -> None:  # e.g. a Checkpoint: __call__(self, engine)
+        got.append(engine)
+
+    def fail(engine: Any, batch: Any) -> None:
+        raise ScenarioError("boom")
+
+    ref_engine = ignite_engine.Engine(fail)
+    ref_engine.add_event_handler(ignite_engine.Events.EXCEPTION_RAISED, on_error)
+    ref_engine.run([0])
+    assert isinstance(got.pop(), ScenarioError)  # pytorch-ignite passes the exception in the engine's place
+
+    engine = ignite_async.Engine(fail)
+    engine.add_event_handler(ignite_async.Events.EXCEPTION_RAISED, on_error)
+    await engine.run([0])
+    assert got == [engine]
+
+
+async def test_data_that_gives_no_batch_in_the_first_epoch_is_an_error_not_an_empty_run() -> None:
+    ref_engine = ignite_engine.Engine(lambda e, b: None)
+
+    def empty() -> Any:
+        yield from ()
+
+    with pytest.warns(UserWarning, match="can not provide data anymore"):
+        state = ref_engine.run(empty(), epoch_length=3, max_epochs=2)
+    assert (state.epoch, state.iteration) == (2, 0)  # pytorch-ignite: two empty epochs and a warning
+
+    with pytest.raises(ValueError, match="gave no batch in the first epoch"):
+        await ignite_async.Engine(lambda e, b: None).run(empty(), epoch_length=3, max_epochs=2)

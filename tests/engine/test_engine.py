@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -10,11 +9,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from ignite_async import Engine, EventEnum, Events, RemovableEventHandle, State
+from ignite_async import Engine, EventEnum, Events, RemovableEventHandle, State, background
 from tests.conftest import record_events
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
 
 pytestmark = pytest.mark.anyio
 
@@ -110,6 +106,67 @@ async def test_exception_raised_handlers_get_engine_and_the_original_exception()
     assert state.iteration == 2  # the epoch ended at the error, and the run went on to COMPLETED
 
 
+class EngineOnly:
+    """Like a Checkpoint: a callable object whose ``__call__`` takes only the engine."""
+
+    def __init__(self) -> None:
+        self.got: list[Any] = []
+
+    def __call__(self, engine: Engine) -> None:
+        self.got.append(engine)
+
+
+async def test_exception_raised_handlers_that_take_only_the_engine_get_the_engine() -> None:
+    def step(engine: Engine, batch: int) -> None:
+        raise KeyError("boom")
+
+    got: list[tuple[Any, ...]] = []
+
+    def plain(engine: Engine) -> None:
+        got.append(("plain", engine))
+
+    def both(engine: Engine, e: BaseException) -> None:
+        got.append(("both", engine, e))
+
+    async def async_plain(engine: Engine) -> None:
+        got.append(("async", engine))
+
+    def with_arg(engine: Engine, tag: str) -> None:
+        got.append((tag, engine))
+
+    obj = EngineOnly()
+    engine = Engine(step)
+    for handler in (plain, both, async_plain, obj, background(lambda engine: got.append(("bg", engine)))):
+        engine.add_event_handler(Events.EXCEPTION_RAISED, handler)
+    engine.add_event_handler(Events.EXCEPTION_RAISED, with_arg, "tag")
+    engine.add_event_handler(Events.EXCEPTION_RAISED, lambda: got.append(("nothing",)))
+    await engine.run([1])
+    error = got[1][2]
+    assert isinstance(error, KeyError)
+    inline = [entry for entry in got if entry[0] != "bg"]
+    assert inline == [("plain", engine), ("both", engine, error), ("async", engine), ("tag", engine), ("nothing",)]
+    assert obj.got == [engine]
+    [(_, view)] = [entry for entry in got if entry[0] == "bg"]
+    assert view.state.iteration == 1  # the background handler's view of the engine, at the firing
+
+
+async def test_a_checkpoint_on_exception_raised_saves_the_engine(tmp_path: Any) -> None:
+    from ignite_async.handlers import Checkpoint, DiskSaver
+
+    model = torch.nn.Linear(1, 1)
+
+    def step(engine: Engine, batch: int) -> None:
+        if batch == 2:
+            raise KeyError("boom")
+
+    engine = Engine(step)
+    checkpoint = Checkpoint({"model": model}, DiskSaver(tmp_path, require_empty=False))
+    engine.add_event_handler(Events.EXCEPTION_RAISED, checkpoint)
+    await engine.run([1, 2, 3])
+    checkpoint.close()
+    assert [p.name for p in tmp_path.glob("*.pt")] == ["model_2.pt"]  # its global step: the iteration that failed
+
+
 async def test_terminate_single_epoch_passes_iter_counter_to_handlers_that_take_it() -> None:
     got: list[Any] = []
     engine = Engine(noop)
@@ -151,8 +208,52 @@ def test_non_events_and_unregistered_events_are_refused() -> None:
         engine.add_event_handler(Custom.FOO, lambda: None)
     with pytest.raises(TypeError, match="EventEnum members or strings"):
         engine.register_events(object())  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="event_to_attr must be a mapping"):
+    # ValueError, as pytorch-ignite 0.5.5 raises.
+    with pytest.raises(ValueError, match="event_to_attr must be a mapping"):
         engine.register_events(Custom.FOO, event_to_attr=["x"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["epoch_completed", "Events.EPOCH_COMPLETED", "epoch-completed"])
+def test_a_string_naming_a_builtin_event_is_told_to_use_events(name: str) -> None:
+    engine = Engine(noop)
+    with pytest.raises(ValueError, match=r"use Events\.EPOCH_COMPLETED, not a string.*register_events"):
+        engine.on(name)(lambda: None)
+
+
+def test_an_unknown_string_event_is_told_about_events_and_register_events() -> None:
+    with pytest.raises(ValueError, match=r"members of Events \(e\.g\. Events\.EPOCH_COMPLETED\).*register_events"):
+        Engine(noop).add_event_handler("no_such_event", lambda: None)
+
+
+def test_the_name_of_a_builtin_event_works_as_in_ignite() -> None:
+    engine = Engine(noop)
+    engine.on("EPOCH_COMPLETED")(lambda: None)  # pytorch-ignite accepts it too: events compare by name
+    assert engine.has_event_handler(engine._event_handlers["EPOCH_COMPLETED"][0][6].handler, Events.EPOCH_COMPLETED)
+
+
+def test_interrupt_raises_when_interrupt_resume_is_disabled_as_in_ignite(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ignite.engine as ignite_engine
+
+    assert Engine.interrupt_resume_enabled is True
+    errors = []
+    for cls in (Engine, ignite_engine.Engine):
+        monkeypatch.setattr(cls, "interrupt_resume_enabled", False)
+        with pytest.raises(RuntimeError) as caught:
+            cls(noop).interrupt()
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1]
+    assert "Engine.interrupt_resume_enabled=True" in errors[0]
+
+
+def test_default_event_filter_is_deprecated_as_in_ignite() -> None:
+    import ignite.engine as ignite_engine
+
+    caught = []
+    for events in (Events, ignite_engine.Events):
+        with pytest.warns(UserWarning, match="default_event_filter is deprecated") as record:
+            assert events.default_event_filter(None, 3) is True
+        caught.append((record[0].category, str(record[0].message)))
+    assert caught[0] == caught[1]
 
 
 async def test_fire_refuses_unregistered_events() -> None:
@@ -348,6 +449,12 @@ def test_load_state_dict_errors_name_the_problem() -> None:
     ("kwargs", "error", "match"),
     [
         ({"data": 5}, TypeError, "data must be an iterable"),
+        (
+            {"data": DataLoader},
+            TypeError,
+            r"got the class torch\.utils\.data\.dataloader\.DataLoader itself: pass an instance",
+        ),
+        ({"data": int}, TypeError, "data must be an iterable or an async iterable, got the class int"),
         ({"data": [1], "max_epochs": 0}, ValueError, "max_epochs must be a positive integer"),
         ({"data": [1], "max_epochs": -3}, ValueError, "max_epochs must be a positive integer"),
         ({"data": [1], "max_epochs": 2.0}, TypeError, "max_epochs must be a positive integer"),
