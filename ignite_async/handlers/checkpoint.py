@@ -28,7 +28,7 @@ import pickle
 import re
 import socket
 import string
-import tempfile
+import sys
 import threading
 import weakref
 from abc import ABC, abstractmethod
@@ -39,7 +39,6 @@ from typing import IO, Any, NamedTuple
 
 import torch
 from torch import nn
-from torch.distributed.optim import ZeroRedundancyOptimizer
 
 from ignite_async._threads import run_sync
 from ignite_async.distributed.comm import get_rank
@@ -156,7 +155,7 @@ class DiskSaver(BaseSaveHandler):
             with _naming_write_errors(path), open(path, "wb") as f:
                 self._save(checkpoint, f)
             return
-        fd, tmp = tempfile.mkstemp(dir=self.dirname, prefix=f".{filename}.{_HOST}@{os.getpid()}.", suffix=_PARTIAL)
+        fd, tmp = _create_partial(self.dirname, filename)
         try:
             with _naming_write_errors(path), os.fdopen(fd, "wb") as f:
                 self._save(checkpoint, f)
@@ -222,6 +221,22 @@ class DiskSaver(BaseSaveHandler):
     def close(self) -> None:
         """Release the names claimed (see :meth:`claim`); another Checkpoint may then write them."""
         _close_all(self._locks)
+
+
+def _create_partial(dirname: Path, filename: str) -> tuple[int, str]:
+    """Create a new, empty temporary file for ``filename`` (see ``_PARTIAL_NAME``); return its descriptor and path.
+
+    Created with mode 0o666 for the kernel to apply the umask (and a default ACL), as ``open()`` and
+    ``torch.save(path)`` do: ``mkstemp`` would make it 0o600 whatever the umask, and the rename keeps the mode.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    prefix = f".{filename}.{_HOST}@{os.getpid()}."
+    while True:
+        path = dirname / f"{prefix}{os.urandom(6).hex()}{_PARTIAL}"
+        try:
+            return os.open(path, flags, 0o666), str(path)
+        except FileExistsError:  # pragma: no cover - 48 random bits: a clash is all but impossible
+            continue
 
 
 def _close_all(fds: dict[str, int]) -> None:
@@ -329,6 +344,13 @@ def _number(text: str | None) -> float | None:
     except ValueError:
         return None
     return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
+
+
+def _is_zero_optimizer(obj: object) -> bool:
+    # torch.distributed.optim takes about a second to import; until something has imported it, no object can be
+    # a ZeroRedundancyOptimizer, so the check never imports it.
+    module = sys.modules.get("torch.distributed.optim.zero_redundancy_optimizer")
+    return module is not None and isinstance(obj, module.ZeroRedundancyOptimizer)
 
 
 def _unwrap(obj: Any) -> Any:
@@ -532,7 +554,7 @@ class Checkpoint:
             return
         writer = self._writer_rank()
         for obj in self.to_save.values():
-            if isinstance(obj, ZeroRedundancyOptimizer):  # a collective: every rank, in event order
+            if _is_zero_optimizer(obj):  # a collective: every rank, in event order
                 obj.consolidate_state_dict(to=self.save_on_rank if writer is None else writer)
         filename = self._filename(name, priority, global_step)
         if writer is not None and get_rank() != writer:

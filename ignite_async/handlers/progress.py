@@ -19,6 +19,7 @@ from rich.progress import (
 
 from ignite_async.distributed.comm import get_rank
 from ignite_async.engine import Engine, Events
+from ignite_async.metrics.metric import select_metrics
 
 __all__ = ["ProgressBar"]
 
@@ -118,6 +119,7 @@ class ProgressBar:
         if metric_names is not None and metric_names != "all" and not isinstance(metric_names, (list, tuple)):
             raise TypeError(f"metric_names must be a list of names or 'all', got {metric_names!r}")
         self._metric_names = metric_names
+        self._missing_warned: set[str] = set()  # metric names warned about as missing
         self._output_transform = output_transform
         if get_rank() != 0:
             return  # in a distributed job only rank 0 draws: one bar, not one per process
@@ -127,14 +129,9 @@ class ProgressBar:
         engine.add_event_handler(Events.COMPLETED | Events.TERMINATE, self._stop)
 
     def _postfix(self, engine: Engine) -> str:
-        shown: dict[str, Any] = {}
-        if self._metric_names == "all":
-            shown.update(engine.state.metrics)
-        elif self._metric_names:
-            missing = [n for n in self._metric_names if n not in engine.state.metrics]
-            if missing:
-                raise KeyError(f"ProgressBar: metrics {missing} are not in engine.state.metrics")
-            shown.update((n, engine.state.metrics[n]) for n in self._metric_names)
+        shown = select_metrics(
+            engine.state.metrics, self._metric_names, self._missing_warned, f"ProgressBar({self.description!r})"
+        )
         if self._output_transform is not None and engine.state.output is not None:
             out = self._output_transform(engine.state.output)
             shown.update(out if isinstance(out, Mapping) else {"output": out})

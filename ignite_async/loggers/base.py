@@ -26,6 +26,7 @@ import torch
 from ignite_async._threads import run_sync
 from ignite_async.distributed.comm import get_rank
 from ignite_async.engine import Engine, Events
+from ignite_async.metrics.metric import select_metrics
 
 __all__ = ["BaseLogger", "LoggerWarning", "Record", "ThreadedLogger", "ThreadedLoggerStatistics"]
 
@@ -94,7 +95,8 @@ class BaseLogger(ABC):
     ) -> None:
         """Log ``engine.state.metrics`` (``metric_names``, or ``"all"``) and/or ``output_transform(output)``.
 
-        :raises KeyError: at the first firing, naming metrics that are not in ``engine.state.metrics``.
+        A name missing from ``engine.state.metrics`` when the handler fires is skipped with a ``UserWarning``
+        (once per name), as in pytorch-ignite; the other values are logged.
         """
         if not isinstance(tag, str):
             raise TypeError(f"tag must be a string, got {tag!r}")
@@ -108,18 +110,13 @@ class BaseLogger(ABC):
             if fn is not None and not callable(fn):
                 raise TypeError(f"{what} must be callable, got {fn!r}")
 
+        missing_warned: set[str] = set()  # this handler's metric names warned about as missing
+        owner = f"{type(self).__name__}'s handler {tag!r}"
+
         def collect(engine: Engine) -> list[Record]:
             values: list[tuple[str, float]] = []
-            metrics = engine.state.metrics
-            if metric_names == "all":
-                names: Sequence[str] = list(metrics)
-            else:
-                names = list(metric_names or [])
-                missing = [n for n in names if n not in metrics]
-                if missing:
-                    raise KeyError(f"{tag}: metrics {missing} are not in engine.state.metrics {sorted(metrics)}")
-            for name in names:
-                values += _values(name, metrics[name])
+            for name, value in select_metrics(engine.state.metrics, metric_names, missing_warned, owner).items():
+                values += _values(name, value)
             if output_transform is not None:
                 out = output_transform(engine.state.output)
                 for name, value in (out if isinstance(out, dict) else {"output": out}).items():

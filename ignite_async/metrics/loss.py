@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -15,7 +15,8 @@ __all__ = ["Loss"]
 class Loss(Metric):
     """``loss_fn(y_pred, y, **kwargs)`` averaged over examples, weighting each batch by ``batch_size(y)``.
 
-    ``update`` takes ``(y_pred, y)`` or ``(y_pred, y, kwargs)``; ``loss_fn`` must return the batch's mean loss.
+    ``update`` takes ``(y_pred, y)`` or ``(y_pred, y, kwargs)`` (items after those are ignored); ``loss_fn``
+    must return the batch's mean loss.
     """
 
     required_output_keys = ("y_pred", "y")
@@ -41,13 +42,13 @@ class Loss(Metric):
         self._num_examples = 0
 
     def update(self, output: Any) -> None:
-        if len(output) == 2:
-            y_pred, y = output
-            kwargs: dict[str, Any] = {}
-        elif len(output) == 3:
-            y_pred, y, kwargs = output
-        else:
-            raise ValueError(f"Loss.update takes (y_pred, y) or (y_pred, y, kwargs), got {len(output)} items")
+        if not isinstance(output, (tuple, list)) or len(output) < 2:
+            got = f"{len(output)} items" if isinstance(output, (tuple, list)) else type(output).__name__
+            raise ValueError(f"Loss.update takes (y_pred, y) or (y_pred, y, kwargs), got {got}")
+        y_pred, y = output[0], output[1]
+        # A third item that is a mapping is loss_fn's kwargs (pytorch-ignite's criterion_kwargs); any other
+        # items after the pair are ignored, as every metric ignores them.
+        kwargs: Mapping[str, Any] = output[2] if len(output) > 2 and isinstance(output[2], Mapping) else {}
         average = self._loss_fn(y_pred, y, **kwargs).detach()
         if average.ndim != 0:
             raise ValueError(f"loss_fn must return the batch's mean loss (a scalar), got shape {tuple(average.shape)}")

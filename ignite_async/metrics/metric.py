@@ -8,8 +8,9 @@ GPUs).
 from __future__ import annotations
 
 import functools
+import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -121,7 +122,8 @@ class Metric(ABC):
     """Base of every metric: ``reset()``, ``update(output)``, ``compute()``, and :meth:`attach`.
 
     ``output_transform`` turns the engine's output into what ``update`` takes (e.g. ``(y_pred, y)``); a dict
-    output is turned into a tuple by ``required_output_keys``.
+    output is turned into a tuple by ``required_output_keys``. As in pytorch-ignite, items after ``(y_pred, y)``
+    (an evaluator's ``(y_pred, y, x)``) and keys beyond ``required_output_keys`` are ignored.
     """
 
     required_output_keys: tuple[str, ...] | None = ("y_pred", "y")
@@ -353,6 +355,32 @@ def publish(engine: Engine, name: str, result: Any) -> None:
     engine.state.metrics[name] = result
 
 
+def select_metrics(
+    metrics: Mapping[str, Any], names: Sequence[str] | str | None, warned: set[str], owner: str
+) -> dict[str, Any]:
+    """The values of ``metrics`` (an engine's ``state.metrics``) named in ``names`` (``"all"``: every one).
+
+    The one lookup of a ``metric_names`` argument (loggers, ProgressBar). A name that is missing is skipped
+    with a ``UserWarning`` in pytorch-ignite's words, so the run goes on and the rest are shown, but only
+    once per name for each handler (``warned`` is the handler's own set), not at every firing.
+    """
+    if names == "all":
+        return dict(metrics)
+    selected: dict[str, Any] = {}
+    for name in names or ():
+        if name in metrics:
+            selected[name] = metrics[name]
+        elif name not in warned:
+            warned.add(name)
+            warnings.warn(
+                f"Provided metric name '{name}' is missing in engine's state metrics: {list(metrics)} "
+                f"({owner} goes on without it, and warns about it only this once)",
+                UserWarning,
+                stacklevel=2,
+            )
+    return selected
+
+
 def _copy(value: Any, device: torch.device | None = None) -> Any:
     if isinstance(value, torch.Tensor):
         return value.detach().to(device or value.device, copy=True)
@@ -362,10 +390,15 @@ def _copy(value: Any, device: torch.device | None = None) -> Any:
 
 
 def check_pair(metric: Metric, output: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(y_pred, y)`` as tensors, or a ValueError naming the metric."""
-    if not isinstance(output, (tuple, list)) or len(output) != 2:
-        raise ValueError(f"{type(metric).__name__}.update takes (y_pred, y), got {type(output).__name__}")
-    y_pred, y = output
+    """``(y_pred, y)`` as tensors, or a ValueError naming the metric.
+
+    Items after the first two (``(y_pred, y, x)`` from a supervised evaluator's ``output_transform``) are
+    ignored, as pytorch-ignite's ``update`` ignores them by reading only ``output[0]`` and ``output[1]``.
+    """
+    if not isinstance(output, (tuple, list)) or len(output) < 2:
+        got = f"{len(output)} items" if isinstance(output, (tuple, list)) else type(output).__name__
+        raise ValueError(f"{type(metric).__name__}.update takes (y_pred, y) or (y_pred, y, ...), got {got}")
+    y_pred, y = output[0], output[1]
     if not isinstance(y_pred, torch.Tensor) or not isinstance(y, torch.Tensor):
         raise TypeError(f"{type(metric).__name__}.update takes tensors, got {type(y_pred)} and {type(y)}")
     return y_pred.detach(), y.detach()

@@ -92,3 +92,21 @@ class MetricsLambda(Metric):
     def detach(self, engine: Engine, usage: str | MetricUsage = "epoch_wise") -> None:
         super().detach(engine, usage)
         self._attached_to = None
+
+    def is_attached(self, engine: Engine, usage: str | MetricUsage = "epoch_wise") -> bool:
+        """Whether its value is computed on ``engine``: its own handler and every metric it depends on are
+        attached (a detached source would leave it computing a stale value), as in pytorch-ignite."""
+        u = _usage(usage)
+        return super().is_attached(engine, u) and self._dependencies_attached(engine, u)
+
+    def _dependencies_attached(self, engine: Engine, usage: MetricUsage) -> bool:
+        for metric in self._dependencies():
+            if isinstance(metric, MetricsLambda):
+                if not metric._dependencies_attached(engine, usage):
+                    return False
+            elif not (
+                engine.has_event_handler(metric.started, usage.STARTED)
+                and engine.has_event_handler(metric.iteration_completed, usage.ITERATION_COMPLETED)
+            ):
+                return False
+        return True

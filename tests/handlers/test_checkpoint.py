@@ -5,8 +5,10 @@ from __future__ import annotations
 import errno
 import os
 import random
+import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -35,9 +37,6 @@ from ignite_async.handlers import (
     RNGStates,
 )
 from tests.conftest import checkpoint_files, fill
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
 
 pytestmark = pytest.mark.anyio
 
@@ -419,6 +418,55 @@ async def test_handlers_schedulers_scalers_and_the_checkpoint_itself_round_trip(
     assert (loaded["stopper"].counter, loaded["stopper"].best_score) == (2, 0.75)
     assert loaded["scaler"].get_scale() == 1024.0
     assert again.last_checkpoint == checkpointer.last_checkpoint
+
+
+# ---------------------------------------------------------------- file modes
+
+
+class _Peek:
+    """Pickled inside a checkpoint: notes the directory's files, with their modes, while the write is on."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.seen: dict[str, int] = {}
+
+    def __reduce__(self) -> Any:
+        self.seen = {p.name: stat.S_IMODE(p.stat().st_mode) for p in self.directory.iterdir()}
+        return (str, ("peeked",))
+
+
+@pytest.fixture(params=[0o022, 0o077, 0o002])
+def umask(request: pytest.FixtureRequest) -> Any:
+    previous = os.umask(request.param)  # process-wide: set for this test only, restored after
+    try:
+        yield request.param
+    finally:
+        os.umask(previous)
+
+
+def test_files_get_the_mode_the_umask_gives_as_ignites_do(tmp_path: Path, umask: int) -> None:
+    modes = {}
+    for lib, saver in (("ignite", IgniteDiskSaver), ("ours", DiskSaver)):
+        for atomic in (True, False):
+            directory = tmp_path / f"{lib}-{atomic}"
+            saver(directory, atomic=atomic)({"model": model_with(1.0).state_dict()}, "checkpoint_1.pt")
+            modes[lib, atomic] = stat.S_IMODE((directory / "checkpoint_1.pt").stat().st_mode)
+    # What open() and torch.save(path) give, and so pytorch-ignite's non-atomic DiskSaver: 0o666 less the umask.
+    assert modes["ignite", False] == 0o666 & ~umask
+    assert modes["ours", True] == modes["ours", False] == modes["ignite", False]
+    # pytorch-ignite's atomic files are mkstemp's 0o600 plus read for group and others, whatever the umask:
+    # the same under the usual 0o022, wider under 0o077 (ours stay private there).
+    assert modes["ignite", True] == 0o644
+    if umask == 0o022:
+        assert modes["ours", True] == modes["ignite", True]
+    # The temporary file has the final mode from the start, and a name a later DiskSaver can tell as abandoned.
+    directory = tmp_path / "peek"
+    peek = _Peek(directory)
+    DiskSaver(directory)({"peek": peek}, "checkpoint_2.pt")
+    [(partial, mode)] = peek.seen.items()
+    pattern = rf"\.checkpoint_2\.pt\.{re.escape(socket.gethostname())}@{os.getpid()}\.[^.]+\.partial"
+    assert re.fullmatch(pattern, partial)
+    assert mode == 0o666 & ~umask
 
 
 # ---------------------------------------------------------------- one directory, several writers

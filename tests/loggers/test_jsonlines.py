@@ -11,6 +11,7 @@ import torch
 
 from ignite_async import Engine, Events
 from ignite_async.loggers import JSONLinesLogger, read_jsonl
+from tests.loggers._ignite import ignite_lookup
 
 pytestmark = pytest.mark.anyio
 
@@ -77,12 +78,28 @@ async def test_a_long_run_loses_nothing_and_a_failed_run_is_flushed(tmp_path: Pa
     await logger.close()
 
 
-async def test_missing_metrics_are_named_at_the_first_firing(tmp_path: Path) -> None:
+async def test_a_missing_metric_is_warned_about_once_per_handler_and_the_rest_are_logged(tmp_path: Path) -> None:
     engine, _ = training()
-    async with JSONLinesLogger(tmp_path / "m.jsonl") as logger:
-        logger.attach_output_handler(engine, Events.EPOCH_COMPLETED, "val", metric_names=["accuracy", "f1"])
-        with pytest.raises(KeyError, match=r"\['f1'\]"):
-            await engine.run(range(3))
+    path = tmp_path / "m.jsonl"
+    async with JSONLinesLogger(path) as logger:
+        for tag in ("val", "test"):
+            logger.attach_output_handler(engine, Events.EPOCH_COMPLETED, tag, metric_names=["f1", "accuracy", "f1"])
+        with pytest.warns(UserWarning, match="Provided metric name") as warned:
+            await engine.run(range(3), max_epochs=3)  # the run goes on, as pytorch-ignite's
+    logged, [reference] = ignite_lookup({"accuracy": 0.5}, ["f1", "accuracy"])
+    assert logged == {"accuracy": 0.5}
+    # pytorch-ignite's category and words (a filter written for them works), then who skips it: once per handler.
+    assert [(w.category, str(w.message)) for w in warned] == [
+        (
+            reference.category,
+            f"{reference.message} (JSONLinesLogger's handler {tag!r} goes on without it, "
+            "and warns about it only this once)",
+        )
+        for tag in ("val", "test")
+    ]
+    assert [(r["tag"], r["name"], r["step"]) for r in read_jsonl(path)] == [
+        (tag, "accuracy", epoch) for epoch in (1, 2, 3) for tag in ("val", "test")
+    ]
 
 
 def test_bad_arguments(tmp_path: Path) -> None:

@@ -304,3 +304,152 @@ def test_updates_never_read_a_value_back(index: int) -> None:
         metric.update(output(lambda *shape, **kw: torch.empty(*shape, device="meta", **kw)))
     with pytest.raises(Exception, match="meta"):  # the proof that a read-back would have failed
         torch.empty((), device="meta").item()
+
+
+# ---------------------------------------------------------------- outputs with more than (y_pred, y)
+
+
+def four_class_batches(seed: int) -> list[Batch]:
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.rand(n, 4, 2, generator=g), torch.randint(0, 4, (n, 2), generator=g)) for n in (3, 7, 1)]
+
+
+# Every family of PAIRS, and the confusion matrix and what is derived from it.
+WITH_EXTRA = [
+    *PAIRS,
+    ("confusion matrix", lambda lib: lib.ConfusionMatrix(4), four_class_batches),
+    ("confusion matrix iou", lambda lib: lib.IoU(lib.ConfusionMatrix(4)), four_class_batches),
+    ("confusion matrix miou", lambda lib: lib.mIoU(lib.ConfusionMatrix(4)), four_class_batches),
+    ("confusion matrix entry", lambda lib: lib.ConfusionMatrix(4)[1, 2], four_class_batches),
+]
+# pytorch-ignite's update of these reads only output[0] and output[1], so it takes a triple too; the others
+# unpack `y_pred, y = output` and fail on one (Loss takes a third item only as loss_fn's kwargs).
+IGNITE_TAKES_TRIPLES = ("mse", "mae", "rmse", "top-", "confusion matrix")
+
+
+def numbers(value: Any) -> Any:
+    """A value as a number or a flat list of them (a matrix too)."""
+    return plain(value.flatten() if isinstance(value, torch.Tensor) and value.ndim > 1 else value)
+
+
+def triple(batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    y_pred, y = batch
+    return y_pred, y, torch.arange(len(y))  # an extra item, as the inputs x of an evaluator's (y_pred, y, x)
+
+
+def ignite_takes_triples(make: Callable[[Any], Any], batch: Batch) -> bool:
+    try:
+        make(ig).update(triple(batch))
+    except (ValueError, TypeError):  # too many values to unpack; Loss: argument after ** must be a mapping
+        return False
+    return True
+
+
+@pytest.mark.parametrize("name", [p[0] for p in WITH_EXTRA])
+def test_items_after_y_are_ignored_as_ignite_ignores_them(name: str) -> None:
+    _, make, batches_for = next(p for p in WITH_EXTRA if p[0] == name)
+    batches = batches_for(2)
+    takes = ignite_takes_triples(make, batches[0])
+    assert takes == name.startswith(IGNITE_TAKES_TRIPLES)
+    theirs, mine = make(ig), make(ours)
+    for batch in batches:
+        theirs.update(triple(batch) if takes else batch)
+        mine.update(triple(batch))
+    assert numbers(mine.compute()) == pytest.approx(numbers(theirs.compute()), rel=1e-6, abs=1e-9)
+
+
+ENGINE_WITH_EXTRA = [
+    *WITH_EXTRA,
+    (
+        "running average of mae",
+        lambda lib: lib.RunningAverage(src=lib.MeanAbsoluteError(), alpha=0.6),
+        regression_batches,
+    ),
+    ("running average of accuracy", lambda lib: lib.RunningAverage(src=lib.Accuracy()), four_class_batches),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("name", "form"),
+    # Not a dict for RunningAverage(src=...): pytorch-ignite's refuses any dict (its required_output_keys is None).
+    [(p[0], "tuple") for p in ENGINE_WITH_EXTRA] + [(p[0], "dict") for p in WITH_EXTRA],
+)
+async def test_attached_metrics_take_outputs_with_extra_items_and_keys(name: str, form: str) -> None:
+    _, make, batches_for = next(p for p in ENGINE_WITH_EXTRA if p[0] == name)
+    batches = batches_for(9) * 2
+
+    def output(batch: Batch, extra: bool) -> Any:
+        y_pred, y, x = triple(batch)
+        if form == "dict":  # criterion_kwargs, which pytorch-ignite's Loss requires in a dict, and an extra key
+            return {"y_pred": y_pred, "y": y, "x": x, "criterion_kwargs": {}}
+        return (y_pred, y, x) if extra else (y_pred, y)
+
+    def trace(lib: Any, engine: Any, events: Any) -> list[Any]:
+        make(lib).attach(engine, "m")
+        seen: list[Any] = []
+
+        def record(engine: Any) -> None:
+            seen.append(numbers(engine.state.metrics.get("m")))
+
+        engine.add_event_handler(events.ITERATION_COMPLETED, record)
+        engine.add_event_handler(events.EPOCH_COMPLETED, record)
+        return seen
+
+    takes = name.startswith(("running average of mae", *IGNITE_TAKES_TRIPLES))
+    ref = IgniteEngine(lambda e, b: output(b, extra=takes))
+    theirs = trace(ig, ref, IgniteEvents)
+    ref.run(batches, max_epochs=2)
+    engine = Engine(lambda e, b: output(b, extra=True))
+    mine = trace(ours, engine, Events)
+    await engine.run(batches, max_epochs=2)
+    assert [m is None for m in mine] == [t is None for t in theirs]
+    assert flat(mine) == pytest.approx(flat(theirs), rel=1e-6)
+
+
+def test_a_loss_takes_its_kwargs_as_the_third_item_and_ignores_the_rest() -> None:
+    def scaled(y_pred: torch.Tensor, y: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        return torch.nn.functional.mse_loss(y_pred, y) * scale
+
+    batches = regression_batches(4)
+    theirs, mine, ignoring = ig.Loss(scaled), ours.Loss(scaled), ours.Loss(scaled)
+    for y_pred, y in batches:
+        theirs.update((y_pred, y, {"scale": 3.0}))
+        mine.update((y_pred, y, {"scale": 3.0}, "ignored"))
+        ignoring.update((y_pred, y, torch.arange(len(y))))  # not a mapping: not kwargs, an extra item
+    assert mine.compute() == pytest.approx(theirs.compute(), rel=1e-6)
+    assert ignoring.compute() == pytest.approx(theirs.compute() / 3, rel=1e-6)
+    for metric in (ours.Loss(scaled), ours.MeanAbsoluteError()):
+        with pytest.raises(ValueError, match=r"takes \(y_pred, y\) or \(y_pred, y, .*\), got 1 items"):
+            metric.update((torch.zeros(2),))
+
+
+# ---------------------------------------------------------------- MetricsLambda.is_attached
+
+
+@pytest.mark.parametrize("usage", ["epoch_wise", "batch_wise"])
+def test_a_lambda_is_attached_only_while_every_metric_it_uses_is_like_ignites(usage: str) -> None:
+    def states(lib: Any, engine: Any) -> list[tuple[bool, bool]]:
+        precision, recall = lib.Precision(average=False), lib.Recall(average=False)
+        f1 = (precision * recall * 2 / (precision + recall + 1e-20)).mean()  # lambdas of lambdas
+        seen = []
+
+        def record() -> None:
+            seen.append((f1.is_attached(engine, usage), precision.is_attached(engine, usage)))
+
+        record()
+        f1.attach(engine, "f1", usage)
+        record()
+        precision.detach(engine, usage)  # deep below f1
+        record()
+        precision.attach(engine, "precision", usage)
+        record()
+        recall.detach(engine, usage)
+        record()
+        f1.detach(engine, usage)
+        record()
+        return seen
+
+    mine, theirs = states(ours, Engine(lambda e, b: b)), states(ig, IgniteEngine(lambda e, b: b))
+    assert mine == theirs
+    assert [f1 for f1, _ in mine] == [False, True, False, True, False, False]
