@@ -35,6 +35,8 @@ class Collector:
         body = b""
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client gave up mid-body (a cancelled send): nothing arrived, as for a real server
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
@@ -65,8 +67,8 @@ class Collector:
         if self.dedupe and key in self._kept:
             self.duplicates += 1
             return
-        self._kept.add(key)
         self.received.append(json.loads(body))
+        self._kept.add(key)
 
     def __post_init__(self) -> None:
         self._kept: set[str] = set()

@@ -8,7 +8,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,29 @@ async def cancelled_run(url: str, rng: random.Random, server: str, app: Collecto
     await logger.close()
 
 
+def test_the_test_server_keeps_nothing_of_a_request_cut_off_mid_body() -> None:
+    # A cancelled send can close the connection mid-body; the deduping server must not then take the resend
+    # (same key) for a duplicate: that would count records as sent that it never kept.
+    import http.client
+    import socket
+
+    app = Collector(dedupe=True)
+    body = b'{"run": "r", "batch": "k", "records": [{"step": 1}]}'
+    with serve(app) as url:
+        parts = urlsplit(url)
+        with socket.create_connection((parts.hostname, parts.port), timeout=5) as cut_off:
+            head = f"POST {parts.path or '/'} HTTP/1.1\r\nHost: x\r\nIdempotency-Key: k\r\n"
+            cut_off.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body[:10])
+        deadline = time.monotonic() + 10
+        resend = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+        resend.request("POST", parts.path or "/", body, {"Idempotency-Key": "k"})
+        assert resend.getresponse().status == 200
+        resend.close()
+        assert time.monotonic() < deadline
+    assert app.steps() == [1]
+    assert app.duplicates == 0
+
+
 @pytest.mark.parametrize("server", ["up", "down"])
 async def test_cancelled_at_random_moments_every_record_is_counted_at_every_moment(server: str) -> None:
     rng = random.Random(20240611)
@@ -160,7 +183,7 @@ async def test_cancelled_at_random_moments_every_record_is_counted_at_every_mome
 
 
 async def test_retry_after_is_capped_and_nonsense_backs_off_normally() -> None:
-    in_a_day = format_datetime(datetime.now(timezone.utc) + timedelta(days=1), usegmt=True)
+    in_a_day = format_datetime(datetime.now(UTC) + timedelta(days=1), usegmt=True)
     values = ["inf", "3600", in_a_day, "-5", "nan", "soon"]
     app = Collector(fault_for=lambda n: ("retry-after", values[n - 1]) if n <= len(values) else None)
     with serve(app) as url:
