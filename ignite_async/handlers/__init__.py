@@ -10,6 +10,9 @@ from ignite_async.handlers.checkpoint import (
     ModelCheckpoint,
 )
 from ignite_async.handlers.early_stopping import EarlyStopping
+from ignite_async.handlers.ema import EMAHandler
+from ignite_async.handlers.epoch_output_store import EpochOutputStore
+from ignite_async.handlers.global_step import global_step_from_engine
 from ignite_async.handlers.param_scheduler import (
     ConcatScheduler,
     CosineAnnealingScheduler,
@@ -25,6 +28,7 @@ from ignite_async.handlers.profiler import HandlersTimeProfiler
 from ignite_async.handlers.progress import ProgressBar
 from ignite_async.handlers.rng_states import RNGStates
 from ignite_async.handlers.terminate_on_nan import TerminateOnNan
+from ignite_async.handlers.time_limit import TimeLimit
 from ignite_async.handlers.timer import Timer
 
 __all__ = [
@@ -35,7 +39,9 @@ __all__ = [
     "CosineAnnealingScheduler",
     "CyclicalScheduler",
     "DiskSaver",
+    "EMAHandler",
     "EarlyStopping",
+    "EpochOutputStore",
     "HandlersTimeProfiler",
     "LRScheduler",
     "LinearCyclicalScheduler",
@@ -46,6 +52,8 @@ __all__ = [
     "ProgressBar",
     "RNGStates",
     "TerminateOnNan",
+    "TimeLimit",
     "Timer",
     "create_lr_scheduler_with_warmup",
+    "global_step_from_engine",
 ]
