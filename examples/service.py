@@ -1,24 +1,30 @@
 """A training service: FastAPI + uvicorn, trainings as tasks in the app's lifespan task group.
 
+    .venv/bin/python -m uvicorn examples.service:app --port 8000        # configured by IGNITE_ASYNC_SERVICE_*
     .venv/bin/python examples/service.py --port 8000 --runs-dir runs/service
     IGNITE_ASYNC_SERVICE_TOKEN=... .venv/bin/python examples/service.py --host 0.0.0.0   # or --token-file
 
     POST   /runs              start a run (JSON config, every field has a default: {} is a small run)
-    GET    /runs/{id}         status (running, completed, failed, cancelled, failed-to-checkpoint), epoch,
-                              iteration, metrics
+    GET    /runs              every run held: status and progress
+    GET    /runs/{id}         status (running, completed, failed, cancelled, failed-to-checkpoint), epoch and
+                              iteration of the last completed step, its output, metrics, the totals
     GET    /runs/{id}/events  progress as Server-Sent Events, until the run ends
     DELETE /runs/{id}         cancel: the run writes a final checkpoint and ends as "cancelled" (or as
                               "failed-to-checkpoint" if that checkpoint could not be written)
+    POST   /runs/{id}/resume  train a finished run on from its newest checkpoint, optionally to more epochs
+                              ({"epochs": n}); an evicted run too, and one from before a restart
 
-Training steps run in worker threads, so the server answers while runs train. Shutting the server down
-(SIGTERM) cancels every running training; each writes a resumable checkpoint before the process exits.
+Training steps run in worker threads, so the server answers while runs train. SIGTERM (or Ctrl+C) cancels
+every training; each writes a resumable checkpoint, its event streams end, and the process exits.
 
-Limits: at most --max-running runs train at once (429 with Retry-After beyond); a config's work is bounded
+Configuration: IGNITE_ASYNC_SERVICE_RUNS_DIR, _MAX_RUNNING, _KEEP_FINISHED, _FINISHED_TTL, _BODY_TIMEOUT,
+_TOKEN and _TOKEN_FILE (the file wins); the command line's flags override them.
+
+Limits: at most max_running runs train at once (429 with Retry-After beyond); a config's work is bounded
 (hidden * batch_size, epochs * epoch_length, a 422 names the limit); request bodies are at most 64 KiB (413)
-and must arrive within 5 s (408); finished runs are forgotten after --finished-ttl seconds or beyond
---keep-finished (their files stay on disk; their URLs answer 410). With a token (the environment variable
-IGNITE_ASYNC_SERVICE_TOKEN or --token-file) every request needs "Authorization: Bearer <token>"; without one
-the service listens on the loopback interface only.
+and must arrive within 5 s (408); finished runs are forgotten after finished_ttl seconds or beyond
+keep_finished (their files stay on disk; their URLs answer 410). With a token every request needs
+"Authorization: Bearer <token>"; without one only connections to and from a loopback address are answered.
 """
 
 from __future__ import annotations
@@ -26,11 +32,11 @@ from __future__ import annotations
 import argparse
 import hmac
 import ipaddress
-import json
-import math
 import os
 import re
+import signal
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -44,29 +50,33 @@ import anyio.abc
 import anyio.to_thread
 import torch
 import uvicorn
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from fastapi.security.utils import get_authorization_scheme_param
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 from starlette.authentication import AuthCredentials, AuthenticationBackend, AuthenticationError, SimpleUser
 from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from torch import nn
 
 from ignite_async import Engine, Events, InterruptHandlerError
-from ignite_async.handlers import Checkpoint, DiskSaver, RNGStates
+from ignite_async.handlers import Checkpoint, CheckpointInUseError, DiskSaver, RNGStates
 
-TOKEN_ENV = "IGNITE_ASYNC_SERVICE_TOKEN"
+ENV_PREFIX = "IGNITE_ASYNC_SERVICE_"
+TOKEN_ENV = f"{ENV_PREFIX}TOKEN"
 
 # Work per config. hidden * batch_size bounds the activations: about 12-20 bytes per element were measured
 # (forward outputs and their gradients), so the limit is ~25 MiB per run, where 4096 * 65536 took 3 GB.
 MAX_ACTIVATIONS = 1 << 20
 MAX_ITERATIONS = 1_000_000  # epochs * epoch_length
+MAX_EPOCHS = 100_000
 # Each step seeds its batch with seed * SEED_STRIDE + iteration (see batch_seed): the largest seed keeps that
 # below 2**63 at the last possible iteration, so no accepted config can overflow torch's seed.
 SEED_STRIDE = 1_000_003
@@ -76,6 +86,52 @@ MAX_BODY_BYTES = 64 * 1024  # a config is ~200 bytes; nothing larger is parsed
 BODY_TIMEOUT_S = 5.0
 RETRY_AFTER_S = 5
 RUN_ID = re.compile(r"[0-9a-f]{12}")
+CONFIG_FILE = "config.json"  # in each run's directory: what a resume after eviction or a restart trains
+# Without a token, the Host header must name the loopback: a web page whose domain was re-pointed at
+# 127.0.0.1 (DNS rebinding) sends its own name, and is refused.
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+
+Status = Literal["running", "completed", "failed", "cancelled", "failed-to-checkpoint"]
+
+
+class Settings(BaseModel):
+    """The service's configuration. :meth:`from_env` reads it from ``IGNITE_ASYNC_SERVICE_<FIELD>`` variables
+    (``IGNITE_ASYNC_SERVICE_MAX_RUNNING=2``); the command line builds it by field name."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        allow_inf_nan=False,
+        alias_generator=AliasGenerator(validation_alias=lambda name: ENV_PREFIX + name.upper()),
+        validate_by_name=True,
+    )
+
+    runs_dir: Path = Path("runs/service")
+    token: str | None = None
+    token_file: Path | None = None
+    max_running: int = Field(4, ge=1)
+    keep_finished: int = Field(100, ge=0)
+    finished_ttl: float = Field(3600.0, ge=0)
+    body_timeout: float = Field(BODY_TIMEOUT_S, gt=0)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        # Only the prefixed names: a variable that happens to be called "token" is not the token.
+        return cls.model_validate({k: v for k, v in environ.items() if k.startswith(ENV_PREFIX)}, by_name=False)
+
+    def read_token(self) -> tuple[str | None, str]:
+        """The token (the file wins over the variable) and where it came from.
+
+        :raises ValueError: for a token a header cannot carry. :raises OSError: for a file that cannot be read.
+        """
+        token, source = self.token, f"${TOKEN_ENV}"
+        if self.token_file is not None:
+            token, source = self.token_file.read_text().strip(), str(self.token_file)
+        if token is not None:
+            try:
+                check_token(token)
+            except ValueError as exc:
+                raise ValueError(f"{source}: {exc}") from None
+        return token, source
 
 
 class RunConfig(BaseModel):
@@ -84,7 +140,7 @@ class RunConfig(BaseModel):
     # allow_inf_nan=False: JSON's NaN and Infinity (and 1e999, which parses as inf) are refused with a 422.
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    epochs: int = Field(5, ge=1, le=100_000)
+    epochs: int = Field(5, ge=1, le=MAX_EPOCHS)
     epoch_length: int = Field(20, ge=1, le=100_000)
     hidden: int = Field(32, ge=1, le=4096)
     lr: float = Field(3e-3, gt=0, le=10)
@@ -109,15 +165,41 @@ class RunConfig(BaseModel):
         return self
 
 
+class ResumeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int | None = Field(None, ge=1, le=MAX_EPOCHS, description="the total to train to (default: the run's)")
+
+
+class ResumedFrom(BaseModel):
+    checkpoint: str = Field(description="the checkpoint's file name, in the run's directory")
+    epoch: int
+    iteration: int
+
+
+class RunStatus(BaseModel):
+    # Non-finite floats (a diverged loss) are written as null: strict JSON has no NaN (pydantic's default).
+    id: str
+    status: Status
+    epoch: int = Field(description="of the last completed iteration")
+    iteration: int = Field(description="the last completed iteration")
+    max_epochs: int
+    max_iterations: int
+    output: float | None = Field(description="the last completed iteration's output (its loss)")
+    metrics: dict[str, float | None]
+    error: str | None
+    resumed_from: ResumedFrom | None = Field(description="where the latest resume started")
+
+
+class Progress(BaseModel):
+    epoch: int
+    iteration: int
+    loss: float | None
+
+
 def batch_seed(seed: int, iteration: int) -> int:
     """The seed of one step's batch: distinct per (seed, iteration), below 2**63 for every accepted config."""
     return seed * SEED_STRIDE + iteration
-
-
-def finite(value: Any) -> float | None:
-    """A metric as JSON can carry it: the strict JSON of responses has no NaN or Infinity (a 500 otherwise)."""
-    number = float(value)
-    return number if math.isfinite(number) else None
 
 
 @dataclass
@@ -126,22 +208,39 @@ class Run:
     config: RunConfig
     engine: Engine
     directory: Path
-    status: Literal["running", "completed", "failed", "cancelled", "failed-to-checkpoint"] = "running"
+    to_save: dict[str, Any]
+    checkpointer: Checkpoint
+    status: Status = "running"
     error: str | None = None
+    resumed_from: ResumedFrom | None = None
+    started_at: tuple[int, int] = (0, 0)  # (epoch, iteration): 0, or where a resume started
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     done: anyio.Event = field(default_factory=anyio.Event)
     finished_at: float | None = None  # time.monotonic() at the end, for eviction
 
-    def describe(self) -> dict[str, Any]:
-        state = self.engine.state
-        return {
-            "id": self.id,
-            "status": self.status,
-            "epoch": state.epoch,
-            "iteration": state.iteration,
-            "metrics": {k: finite(v) for k, v in state.metrics.items()},
-            "error": self.error,
-        }
+    def describe(self) -> RunStatus:
+        # As of the last completed iteration: engine.state shows the step in progress, with output None (the
+        # engine clears it when an iteration starts). Before the first, where the run started.
+        state = self.engine.last_completed_state()
+        epoch, iteration = (state.epoch, state.iteration) if state is not None else self.started_at
+        return RunStatus(
+            id=self.id,
+            status=self.status,
+            epoch=epoch,
+            iteration=iteration,
+            max_epochs=self.config.epochs,
+            max_iterations=self.config.epochs * self.config.epoch_length,
+            output=state.output if state is not None else None,
+            metrics=(state or self.engine.state).metrics,
+            error=self.error,
+            resumed_from=self.resumed_from,
+        )
+
+    def save_config(self) -> None:
+        """Write config.json, atomically: a resume after eviction or a restart trains what it says."""
+        partial = self.directory / f".{CONFIG_FILE}.partial"
+        partial.write_text(self.config.model_dump_json())
+        os.replace(partial, self.directory / CONFIG_FILE)
 
 
 def build_run(run_id: str, config: RunConfig, directory: Path) -> Run:
@@ -171,9 +270,10 @@ def build_run(run_id: str, config: RunConfig, directory: Path) -> Run:
         engine.state.metrics["loss"] = engine.state.output
 
     to_save = {"model": model, "optimizer": optimizer, "trainer": engine, "rng": RNGStates()}
+    # require_empty=False: a resumed run's checkpoints are counted (last_checkpoint, n_saved), not refused.
     checkpointer = Checkpoint(to_save, DiskSaver(directory, require_empty=False), n_saved=1)
     engine.add_event_handler(Events.EPOCH_COMPLETED | Events.INTERRUPT, checkpointer)
-    return Run(run_id, config, engine, directory)
+    return Run(run_id, config, engine, directory, to_save, checkpointer)
 
 
 async def train(run: Run) -> None:
@@ -190,6 +290,7 @@ async def train(run: Run) -> None:
     finally:
         if run.status == "running":  # the whole server is shutting down
             run.status = "cancelled"
+        run.checkpointer.close()  # its checkpoint names are free for a resume
         run.finished_at = time.monotonic()
         run.done.set()
 
@@ -230,6 +331,47 @@ class BodyTimeout:
         await self.app(scope, receive_in_time, send)
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # another name may resolve to any interface
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1, a dual-stack socket's view of 127.0.0.1
+    return address.is_loopback
+
+
+def is_local(scope: Scope) -> bool:
+    """Whether both ends of the request's connection are loopback addresses (or it came over a Unix socket)."""
+    server, client = scope.get("server"), scope.get("client")
+    if server is not None and server[1] is None:
+        return True  # uvicorn --uds: a socket file, which only this machine can reach
+    return server is not None and client is not None and is_loopback(server[0]) and is_loopback(client[0])
+
+
+class LoopbackOnly:
+    """Without a token, answer 403 to any request whose connection is not loopback at both ends.
+
+    The app cannot know the address it was bound to (``uvicorn --host``), but every request's scope names its
+    connection's two ends: ``server``, the local address it reached, and ``client``, the peer, which is the
+    original client when uvicorn trusts a local proxy's ``X-Forwarded-For`` (``--forwarded-allow-ips``,
+    127.0.0.1 by default). So ``uvicorn examples.service:app --host 0.0.0.0`` without a token still serves
+    this machine only.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not is_local(scope):
+            detail = f"this service has no token, so it answers only loopback connections: set {TOKEN_ENV}"
+            await JSONResponse({"detail": detail}, status_code=403)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 class BearerToken(AuthenticationBackend):
     """Every request needs ``Authorization: Bearer <token>``."""
 
@@ -249,12 +391,15 @@ def unauthorized(conn: HTTPConnection, exc: AuthenticationError) -> Response:
     return JSONResponse({"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
 
+def without_inputs(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in error.items() if k != "input"} for error in errors]
+
+
 async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's 422, without echoing each bad input: a NaN input cannot be written as strict JSON (which made
     the 422 a 500), and a client gains nothing from its own body sent back."""
     assert isinstance(exc, RequestValidationError)
-    errors = [{k: v for k, v in error.items() if k != "input"} for error in exc.errors()]
-    return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})
+    return JSONResponse(status_code=422, content={"detail": jsonable_encoder(without_inputs(exc.errors()))})
 
 
 def check_token(token: str) -> str:
@@ -274,6 +419,8 @@ class Runs:
     keep_finished: int
     finished_ttl: float
     runs: dict[str, Run] = field(default_factory=dict)
+    resuming: set[str] = field(default_factory=set)  # loading a checkpoint: each holds a training slot
+    closing: bool = False  # the server is shutting down
 
     def evict(self) -> None:
         """Forget finished runs past their time or beyond the count (oldest first); their files stay."""
@@ -286,31 +433,108 @@ class Runs:
             if n < excess or now - (run.finished_at or now) >= self.finished_ttl:
                 del self.runs[run.id]
 
-    def start(self, config: RunConfig, task_group: anyio.abc.TaskGroup) -> Run:
-        self.evict()
-        # Nothing awaits from this count to the insertion below: concurrent requests cannot share a slot.
-        if sum(not run.done.is_set() for run in self.runs.values()) >= self.max_running:
+    def check_room(self) -> None:
+        """Raise the 503 or 429 that a new training would get now."""
+        if self.closing:
+            raise HTTPException(503, detail="the service is shutting down", headers={"Connection": "close"})
+        if sum(not run.done.is_set() for run in self.runs.values()) + len(self.resuming) >= self.max_running:
             detail = f"{self.max_running} runs are training, the most this service runs at once; retry later"
             raise HTTPException(status_code=429, detail=detail, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    def start(self, config: RunConfig, task_group: anyio.abc.TaskGroup) -> Run:
+        self.evict()
+        # Nothing awaits from this check to the insertion below: concurrent requests cannot share a slot.
+        self.check_room()
         run_id = uuid.uuid4().hex[:12]
         run = self.runs[run_id] = build_run(run_id, config, self.directory / run_id)
+        run.save_config()
         task_group.start_soon(train, run)
         return run
+
+    async def stored(self, run_id: str) -> bool:
+        # The id is checked before it names a path. Files outlive the entry here (and restarts).
+        return RUN_ID.fullmatch(run_id) is not None and await anyio.Path(self.directory / run_id).is_dir()
+
+    def evicted(self, run_id: str, why: str = "") -> HTTPException:
+        detail = (
+            f"run {run_id!r} has ended and was evicted from the service's memory (it keeps {self.keep_finished} "
+            f"finished runs for up to {self.finished_ttl:g} s); its files are in {self.directory / run_id}{why}"
+        )
+        return HTTPException(status_code=410, detail=detail)
 
     async def get(self, run_id: str) -> Run:
         """The run, or a 410 for one evicted (its directory exists), or a 404."""
         self.evict()
         if run_id in self.runs:
             return self.runs[run_id]
-        directory = self.directory / run_id
-        # The id is checked before it names a path. Files outlive the entry here (and restarts).
-        if RUN_ID.fullmatch(run_id) and await anyio.Path(directory).is_dir():
-            detail = (
-                f"run {run_id!r} has ended and was evicted from the service's memory (it keeps "
-                f"{self.keep_finished} finished runs for up to {self.finished_ttl:g} s); its files are in {directory}"
-            )
-            raise HTTPException(status_code=410, detail=detail)
+        if await self.stored(run_id):
+            raise self.evicted(run_id, f"; POST /runs/{run_id}/resume trains it on from its last checkpoint")
         raise HTTPException(status_code=404, detail=f"no run {run_id!r}")
+
+    async def resume(self, run_id: str, epochs: int | None, task_group: anyio.abc.TaskGroup) -> Run:
+        """Train a finished run on from its newest checkpoint, in its directory, to ``epochs`` (default: its
+        own). A run no longer held (evicted, or from before a restart) is read back from its directory."""
+        self.evict()
+        if run_id not in self.runs and not await self.stored(run_id):
+            raise HTTPException(status_code=404, detail=f"no run {run_id!r}")
+        held = self.runs.get(run_id)  # read after the await: from here to resuming.add, nothing awaits
+        if (held is not None and not held.done.is_set()) or run_id in self.resuming:
+            raise HTTPException(status_code=409, detail=f"run {run_id!r} is running: cancel it first")
+        self.check_room()
+        self.resuming.add(run_id)  # before the first await: a second resume of the same run gets a 409
+        run: Run | None = None
+        try:
+            config = held.config if held is not None else await anyio.to_thread.run_sync(self.stored_config, run_id)
+            try:
+                config = RunConfig.model_validate({**config.model_dump(), "epochs": epochs or config.epochs})
+            except ValidationError as exc:  # over the work limit with this run's epoch_length
+                errors = without_inputs(exc.errors(include_url=False))
+                raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
+            try:
+                run = build_run(run_id, config, self.directory / run_id)
+            except CheckpointInUseError as exc:  # another process trains it, in the same directory
+                raise HTTPException(status_code=409, detail=str(exc)) from None
+            checkpoint = run.checkpointer.last_checkpoint
+            if not isinstance(checkpoint, Path):
+                why = "; it has no checkpoint to resume from"
+                raise self.evicted(run_id, why) if held is None else HTTPException(409, detail=f"run {run_id!r}{why}")
+            try:
+                await anyio.to_thread.run_sync(Checkpoint.load_objects, run.to_save, checkpoint)
+            except ValueError as exc:  # truncated or corrupt: named
+                raise HTTPException(status_code=409, detail=f"cannot resume run {run_id!r}: {exc}") from None
+            state = run.engine.state
+            if state.iteration >= config.epochs * config.epoch_length:
+                detail = (
+                    f"run {run_id!r} is at epoch {state.epoch} (iteration {state.iteration}) of {config.epochs}: "
+                    "ask for more epochs"
+                )
+                raise HTTPException(status_code=409, detail=detail)
+            if self.closing:  # since the check above
+                raise HTTPException(503, detail="the service is shutting down", headers={"Connection": "close"})
+            run.resumed_from = ResumedFrom(checkpoint=checkpoint.name, epoch=state.epoch, iteration=state.iteration)
+            run.started_at = (state.epoch, state.iteration)
+            run.save_config()
+            self.runs[run_id] = run
+            task_group.start_soon(train, run)
+            return run
+        except BaseException:
+            if run is not None:
+                run.checkpointer.close()  # not started: give its names back
+            raise
+        finally:
+            self.resuming.discard(run_id)
+
+    def stored_config(self, run_id: str) -> RunConfig:
+        try:
+            return RunConfig.model_validate_json((self.directory / run_id / CONFIG_FILE).read_bytes())
+        except (OSError, ValidationError):
+            raise self.evicted(run_id, f", without a readable {CONFIG_FILE} to resume it from") from None
+
+    def shut_down(self) -> None:
+        """Refuse new trainings and cancel every run: each writes its final checkpoint, its streams end."""
+        self.closing = True
+        for run in self.runs.values():
+            run.scope.cancel()
 
 
 async def get_run(request: Request, run_id: str) -> Run:
@@ -321,30 +545,67 @@ async def get_run(request: Request, run_id: str) -> Run:
 RunDep = Annotated[Run, Depends(get_run)]
 
 
+async def shut_down_on_signal(registry: Runs) -> None:
+    """On SIGTERM or SIGINT, cancel the trainings, then hand the signal on to uvicorn's own handler.
+
+    uvicorn starts the lifespan's shutdown only once the open responses have ended (or after
+    timeout_graceful_shutdown, by cancelling them: "Exception in ASGI application"), and an event stream ends
+    only with its run. So the app takes the signal first: every run ends (writing its final checkpoint), each
+    stream sends its "end" event and closes, and uvicorn then finds nothing left to wait for. Only where
+    uvicorn's handler is installed (its main thread; not under another server, where streams end with the
+    lifespan as before).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    uvicorns = {
+        s: h for s, h in handlers.items() if callable(h) and isinstance(getattr(h, "__self__", None), uvicorn.Server)
+    }
+    if not uvicorns:
+        return
+    with anyio.open_signal_receiver(*uvicorns) as signals:
+        async for signum in signals:
+            registry.shut_down()
+            uvicorns[signum](signum, None)  # uvicorn's shutdown, or its force-quit on a second Ctrl+C
+
+
 def create_app(
     runs_dir: Path,
     *,
     token: str | None = None,
+    token_source: str = "the token given",
     max_running: int = 4,
     keep_finished: int = 100,
     finished_ttl: float = 3600.0,
     max_body_bytes: int = MAX_BODY_BYTES,
     body_timeout: float = BODY_TIMEOUT_S,
 ) -> FastAPI:
-    """The service. ``token``: require it as a bearer token on every request (None: no authentication;
-    bind such an app to a loopback address only). At most ``max_running`` runs train at once (429 beyond).
-    Finished runs stay in memory for ``finished_ttl`` seconds, and at most ``keep_finished`` of them. Bodies
-    over ``max_body_bytes`` get a 413, and ones that take over ``body_timeout`` seconds to arrive a 408."""
+    """The service, storing runs under ``runs_dir`` (created at startup, not here). ``token``: require it as a
+    bearer token on every request (``token_source`` says where it came from, at startup); None: answer only
+    loopback connections. At most ``max_running`` runs train at once (429 beyond). Finished runs stay in
+    memory for ``finished_ttl`` seconds, and at most ``keep_finished`` of them. Bodies over ``max_body_bytes``
+    get a 413, and ones that take over ``body_timeout`` seconds to arrive a 408."""
     if max_running < 1 or keep_finished < 0 or finished_ttl < 0 or body_timeout <= 0:
         raise ValueError("max_running >= 1, keep_finished >= 0, finished_ttl >= 0 and body_timeout > 0")
+    if token is not None:
+        check_token(token)
     registry = Runs(runs_dir, max_running, keep_finished, finished_ttl)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await anyio.Path(runs_dir).mkdir(parents=True, exist_ok=True)
+        where = await anyio.Path(runs_dir).resolve()
+        if token is None:
+            auth = f"no token ({TOKEN_ENV} unset), so no authentication: only loopback connections are answered"
+        else:
+            auth = f"every request needs the bearer token from {token_source}"
+        print(f"service: runs go to {where}; {auth}", file=sys.stderr, flush=True)
         async with anyio.create_task_group() as tg:
             app.state.task_group = tg
+            tg.start_soon(shut_down_on_signal, registry)
             yield
-            tg.cancel_scope.cancel()  # shutdown: every training writes its final checkpoint and ends
+            registry.shut_down()  # every training writes its final checkpoint and ends
+            tg.cancel_scope.cancel()
 
     # max_body_size: FastAPI refuses a larger Content-Length with a 413 before reading any of the body, and
     # counts a chunked body as it arrives.
@@ -355,104 +616,131 @@ def create_app(
         exception_handlers={RequestValidationError: validation_error},
     )
     app.add_middleware(BodyTimeout, seconds=body_timeout)
+    # Each added middleware wraps the ones before: the last is outermost, so a request without the token
+    # (or from elsewhere) is refused before its body is read. Middleware rather than dependencies, so that
+    # /docs and /openapi.json are covered too.
     if token is not None:
-        # Added last, so outermost: a request without the token is refused before its body is read.
-        # Middleware rather than a dependency, so /docs and /openapi.json are covered too.
-        app.add_middleware(AuthenticationMiddleware, backend=BearerToken(check_token(token)), on_error=unauthorized)
+        app.add_middleware(AuthenticationMiddleware, backend=BearerToken(token), on_error=unauthorized)
+    else:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS)
+        app.add_middleware(LoopbackOnly)
 
     @app.post("/runs", status_code=201)
-    async def start_run(config: RunConfig) -> dict[str, Any]:
-        run = registry.start(config, app.state.task_group)
-        return {"id": run.id, "status": run.status}
+    async def start_run(config: RunConfig) -> RunStatus:
+        return registry.start(config, app.state.task_group).describe()
+
+    @app.get("/runs")
+    async def list_runs() -> list[RunStatus]:
+        registry.evict()
+        return [run.describe() for run in registry.runs.values()]
 
     @app.get("/runs/{run_id}")
-    async def run_status(run: RunDep) -> dict[str, Any]:
+    async def run_status(run: RunDep) -> RunStatus:
         return run.describe()
 
     @app.delete("/runs/{run_id}")
-    async def cancel_run(run: RunDep) -> dict[str, Any]:
+    async def cancel_run(run: RunDep) -> RunStatus:
         run.scope.cancel()
         with anyio.fail_after(60):
             await run.done.wait()
         return run.describe()
 
-    @app.get("/runs/{run_id}/events")
-    async def run_events(run: RunDep, every: Annotated[int, Query(ge=1)] = 1) -> StreamingResponse:
-        async def events() -> AsyncIterator[str]:
-            if run.status == "running":
-                async with run.engine.subscribe(Events.ITERATION_COMPLETED(every=every)) as stream:
-                    async for state in stream:
-                        payload = {"epoch": state.epoch, "iteration": state.iteration, "loss": finite(state.output)}
-                        yield f"event: progress\ndata: {json.dumps(payload)}\n\n"
-            yield f"event: end\ndata: {json.dumps(run.describe())}\n\n"
+    @app.post("/runs/{run_id}/resume")
+    async def resume_run(run_id: str, resume: Annotated[ResumeRequest | None, Body()] = None) -> RunStatus:
+        epochs = resume.epochs if resume is not None else None
+        return (await registry.resume(run_id, epochs, app.state.task_group)).describe()
 
-        return StreamingResponse(events(), media_type="text/event-stream")
+    @app.get("/runs/{run_id}/events", response_class=EventSourceResponse)
+    async def run_events(run: RunDep, every: Annotated[int, Query(ge=1)] = 1) -> AsyncIterator[ServerSentEvent]:
+        # The stream ends with its run: cancelled by DELETE, by SIGTERM (see shut_down_on_signal) or at the end.
+        if not run.done.is_set():
+            async with run.engine.subscribe(Events.ITERATION_COMPLETED(every=every)) as stream:
+                async for state in stream:
+                    progress = Progress(epoch=state.epoch, iteration=state.iteration, loss=state.output)
+                    yield ServerSentEvent(event="progress", data=progress)
+        await run.done.wait()  # the final status, once train() has set it
+        yield ServerSentEvent(event="end", data=run.describe())
 
     app.state.registry = registry
     app.state.runs = registry.runs
     return app
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+def app_from_env(environ: Mapping[str, str] = os.environ) -> FastAPI:
+    """The app of ``uvicorn examples.service:app``, configured by ``IGNITE_ASYNC_SERVICE_*`` variables."""
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # another name may resolve to any interface
+        settings = Settings.from_env(environ)
+        token, source = settings.read_token()
+    except (ValueError, OSError) as exc:  # a bad variable is named; no traceback
+        raise SystemExit(f"service: {exc}") from None
+    return create_app(
+        settings.runs_dir,
+        token=token,
+        token_source=source,
+        max_running=settings.max_running,
+        keep_finished=settings.keep_finished,
+        finished_ttl=settings.finished_ttl,
+        body_timeout=settings.body_timeout,
+    )
+
+
+# Built at import, for `uvicorn examples.service:app`; nothing is started or created until the lifespan.
+app = app_from_env()
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.environ) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    try:
+        env = Settings.from_env(environ)  # the defaults of the flags
+    except ValueError as exc:
+        parser.error(str(exc))
     parser.add_argument("--host", default="127.0.0.1", help="a non-loopback address needs a token")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs/service"))
+    parser.add_argument("--runs-dir", type=Path, default=env.runs_dir)
     # A file or the environment, never the command line, which other local users can read (ps).
-    parser.add_argument("--token-file", type=Path, help=f"a file holding the bearer token (else ${TOKEN_ENV})")
-    parser.add_argument("--max-running", type=int, default=4, help="runs training at once (429 beyond)")
-    parser.add_argument("--keep-finished", type=int, default=100, help="finished runs kept in memory")
-    parser.add_argument("--finished-ttl", type=float, default=3600.0, help="seconds a finished run is kept")
+    parser.add_argument("--token-file", type=Path, default=env.token_file, help=f"the bearer token (else ${TOKEN_ENV})")
+    parser.add_argument("--max-running", type=int, default=env.max_running, help="runs training at once (429 beyond)")
+    parser.add_argument("--keep-finished", type=int, default=env.keep_finished, help="finished runs kept in memory")
+    parser.add_argument("--finished-ttl", type=float, default=env.finished_ttl, help="seconds a finished run is kept")
     parser.add_argument("--max-connections", type=int, default=100, help="open connections (503 beyond)")
     args = parser.parse_args(argv)
-
-    if args.token_file is not None:
-        try:
-            token: str | None = args.token_file.read_text().strip()
-        except OSError as exc:
-            parser.error(f"cannot read --token-file: {exc}")
-        source = str(args.token_file)
-    else:
-        token, source = environ.get(TOKEN_ENV), f"${TOKEN_ENV}"
-    if token is not None:
-        try:
-            check_token(token)
-        except ValueError as exc:
-            parser.error(f"{source}: {exc}")
-    elif not is_loopback(args.host):
+    try:
+        settings = Settings(
+            runs_dir=args.runs_dir,
+            token=env.token,
+            token_file=args.token_file,
+            max_running=args.max_running,
+            keep_finished=args.keep_finished,
+            finished_ttl=args.finished_ttl,
+            body_timeout=env.body_timeout,
+        )
+        token, source = settings.read_token()
+    except ValidationError as exc:
+        parser.error("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()))
+    except (ValueError, OSError) as exc:
+        parser.error(str(exc))
+    if token is None and not is_loopback(args.host):
         parser.error(
             f"--host {args.host} would serve other machines without authentication: "
             f"set {TOKEN_ENV} or --token-file, or use a loopback address such as 127.0.0.1"
         )
-    try:
-        app = create_app(
-            args.runs_dir,
-            token=token,
-            max_running=args.max_running,
-            keep_finished=args.keep_finished,
-            finished_ttl=args.finished_ttl,
-        )
-    except ValueError as exc:
-        parser.error(str(exc))
-    if token is None:
-        print(f"service: no token, so no authentication: listening on {args.host} only", file=sys.stderr, flush=True)
-    else:
-        print(f"service: every request needs the bearer token from {source}", file=sys.stderr, flush=True)
+    service = create_app(
+        settings.runs_dir,
+        token=token,
+        token_source=source,
+        max_running=settings.max_running,
+        keep_finished=settings.keep_finished,
+        finished_ttl=settings.finished_ttl,
+        body_timeout=settings.body_timeout,
+    )
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"service: listening on http://{host}:{args.port}", file=sys.stderr, flush=True)
     uvicorn.run(
-        app,
+        service,
         host=args.host,
         port=args.port,
         log_level="warning",
-        timeout_graceful_shutdown=5,  # an open event stream must not hold the final checkpoints back
+        timeout_graceful_shutdown=5,  # a client that stops reading must not hold the exit back for long
         timeout_keep_alive=5,  # idle connections are closed
         limit_concurrency=args.max_connections,
     )

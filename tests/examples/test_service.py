@@ -128,7 +128,9 @@ async def test_a_default_run_streams_progress_and_completes(service: str) -> Non
         assert seen[-1][0] == "end"
         status = (await client.get(f"/runs/{run_id}")).json()
         assert (status["status"], status["epoch"], status["iteration"]) == ("completed", 5, 100)
-        assert "loss" in status["metrics"]
+        assert (status["max_epochs"], status["max_iterations"]) == (5, 100)
+        assert status["metrics"]["loss"] == status["output"] == seen[-1][1]["output"]
+        assert isinstance(status["output"], float)
         assert (await client.get(f"/runs/{run_id}/events", params={"every": 0})).status_code == 422
 
 
@@ -328,10 +330,10 @@ async def test_the_command_line_needs_a_token_beyond_loopback(
     base = ["--runs-dir", str(tmp_path)]
     env = {service_module.TOKEN_ENV: TOKEN}
 
-    for host in ("127.0.0.1", "::1", "localhost"):
-        service_module.main([*base, "--host", host], environ={})
+    for host, url in (("127.0.0.1", "127.0.0.1"), ("::1", "[::1]"), ("localhost", "localhost")):
+        service_module.main([*base, "--host", host, "--port", "8123"], environ={})
         assert served.pop()["host"] == host
-        assert f"no token, so no authentication: listening on {host} only" in capsys.readouterr().err
+        assert f"service: listening on http://{url}:8123" in capsys.readouterr().err
 
     for host in ("0.0.0.0", "192.168.1.5", "example.com"):
         with pytest.raises(SystemExit) as exit_info:
@@ -349,12 +351,27 @@ async def test_the_command_line_needs_a_token_beyond_loopback(
         ([*base, "--token-file", str(token_file)], env, "from-the-file"),  # the file wins
     ]:
         service_module.main(argv, environ=environ)
-        assert "every request needs the bearer token" in capsys.readouterr().err
         with serve(served.pop()["app"], path="", lifespan="on") as url:
             async with httpx.AsyncClient(base_url=url, timeout=30) as client:
                 assert (await client.get("/runs/none")).status_code == 401
                 response = await client.get("/runs/none", headers={"Authorization": f"Bearer {token}"})
                 assert response.status_code == 404
+        assert "every request needs the bearer token" in capsys.readouterr().err  # said at startup
+
+    # The environment gives the flags' defaults; a flag wins.
+    environ = {"IGNITE_ASYNC_SERVICE_MAX_RUNNING": "2", "IGNITE_ASYNC_SERVICE_FINISHED_TTL": "60"}
+    service_module.main([*base], environ=environ)
+    registry = served.pop()["app"].state.registry
+    assert (registry.max_running, registry.finished_ttl, registry.directory) == (2, 60, tmp_path)
+    service_module.main([*base, "--max-running", "3"], environ=environ)
+    assert served.pop()["app"].state.registry.max_running == 3
+    for argv, environ, named in [
+        (base, {"IGNITE_ASYNC_SERVICE_MAX_RUNNING": "many"}, "IGNITE_ASYNC_SERVICE_MAX_RUNNING"),
+        ([*base, "--max-running", "0"], {}, "--max-running"),
+    ]:
+        with pytest.raises(SystemExit):
+            service_module.main(argv, environ=environ)
+        assert named in capsys.readouterr().err
 
     for argv, environ in [(base, {service_module.TOKEN_ENV: ""}), ([*base, "--token-file", str(tmp_path / "no")], {})]:
         with pytest.raises(SystemExit):
@@ -428,7 +445,9 @@ async def test_sigterm_cancels_trainings_cleanly_each_leaving_a_checkpoint(tmp_p
         finally:
             if proc.poll() is None:
                 proc.kill()
-    assert "no token, so no authentication: listening on 127.0.0.1 only" in log.read_text()
+    text = log.read_text()
+    assert f"service: listening on http://127.0.0.1:{port}" in text
+    assert f"runs go to {tmp_path}; no token" in text
     for run_id in ids:
         (checkpoint,) = (tmp_path / run_id).glob("checkpoint_*.pt")
         saved = torch.load(checkpoint, weights_only=True)
