@@ -8,9 +8,19 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install test pytest lint demo bench clean
 
-$(STAMP): pyproject.toml Makefile
+# Two stamps: `make demo` needs only the package and its runtime dependencies (about a minute), `make test` the
+# whole dev toolchain (pytorch-ignite as the oracle, trio, mypy, FastAPI...).
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+
+$(RUNTIME_STAMP): pyproject.toml Makefile
+	@echo "==> creating $(VENV) and installing $(TORCH_SPEC) and ignite-async's runtime dependencies"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e .
+	touch $(RUNTIME_STAMP)
+
+$(STAMP): $(RUNTIME_STAMP)
+	@echo "==> installing the dev toolchain into $(VENV) (pytorch-ignite, trio, pytest, ruff, mypy, FastAPI...)"
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
@@ -26,7 +36,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check ignite_async tests examples benchmarks
 	$(BIN)/mypy
 
-demo: $(STAMP)
+demo: $(RUNTIME_STAMP)
 	$(BIN)/python examples/quickstart.py
 
 bench: $(STAMP)
