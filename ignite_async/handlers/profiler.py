@@ -11,12 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
+from rich.segment import Segments
 from rich.table import Table
+from rich.text import Text
 
 from ignite_async.engine import Engine, Events
 from ignite_async.engine._handlers import describe
 
 __all__ = ["HandlersTimeProfiler"]
+
+_UNBOUNDED = 10_000  # columns: as wide as a table of whole names could need
 
 
 @dataclass
@@ -135,18 +140,31 @@ class HandlersTimeProfiler:
         return rows
 
     def print_results(self, console: Console | None = None) -> None:
-        """The results as a rich table, slowest handlers first."""
+        """The results as a rich table, slowest handlers first.
+
+        On a terminal the table fits its width: a long name folds onto the next line. Elsewhere (a pipe, a
+        file, a CI log) it is as wide as its content, so that every name is whole, on one line.
+        """
+        console = console or Console()
         table = Table(title="Time per handler and event (s)")
         for column in self.COLUMNS:
-            table.add_column(column, justify="left" if column in ("handler", "event") else "right")
+            if column in ("handler", "event"):
+                table.add_column(column, justify="left", overflow="fold")
+            else:
+                table.add_column(column, justify="right")
         for row in sorted(self.get_results(), key=lambda r: -r["total"]):
             table.add_row(
-                row["handler"],
-                row["event"],
+                Text(row["handler"]),  # Text, not markup: "[process function]" is a name, not a style
+                Text(row["event"]),
                 *(f"{row[c]:.6f}" if not math.isnan(row[c]) else "-" for c in ("total", "min", "max", "mean", "std")),
                 str(row["count"]),
             )
-        (console or Console()).print(table)
+        if console.is_terminal:
+            console.print(table)
+            return
+        width = max(console.width, Measurement.get(console, console.options.update(width=_UNBOUNDED), table).maximum)
+        lines = console.render_lines(table, console.options.update(width=width), new_lines=True)
+        console.print(Segments(segment for line in lines for segment in line), crop=False, end="")
 
     def write_results(self, path: str | Path) -> None:
         """The results as CSV, one row per (handler, event)."""
