@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -42,6 +43,33 @@ def _autocast(amp_mode: str | None, device: str | torch.device | None) -> Any:
     return torch.autocast(device_type=_device_type(device))
 
 
+def _clip_bound(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be None or a positive finite float, got {value!r}")
+    return float(value)
+
+
+def _clipper(
+    optimizer: torch.optim.Optimizer, clip_grad_norm: float | None, clip_grad_value: float | None
+) -> Callable[[], None] | None:
+    """What clips the gradients of ``optimizer``'s parameters before its step, or None when nothing is to clip."""
+    max_norm = _clip_bound("clip_grad_norm", clip_grad_norm)
+    max_value = _clip_bound("clip_grad_value", clip_grad_value)
+    if max_norm is None and max_value is None:
+        return None
+
+    def clip() -> None:
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if max_value is not None:
+            torch.nn.utils.clip_grad_value_(params, max_value)
+        if max_norm is not None:
+            torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+    return clip
+
+
 def _process(step: Callable[[Engine, Any], Any], in_thread: bool) -> Callable[..., Any]:
     if not in_thread:
         return step
@@ -66,6 +94,8 @@ def create_supervised_trainer(
     gradient_accumulation_steps: int = 1,
     model_fn: Callable[[torch.nn.Module, Any], Any] = lambda model, x: model(x),
     step_in_thread: bool = False,
+    clip_grad_norm: float | None = None,
+    clip_grad_value: float | None = None,
 ) -> Engine:
     """A trainer whose step is pytorch-ignite's: for the same seed, model and data, the same weights.
 
@@ -73,7 +103,16 @@ def create_supervised_trainer(
     before each optimizer step. ``amp_mode="amp"`` runs the forward pass under ``torch.autocast``, with a
     ``GradScaler`` if ``scaler`` is True or one. ``step_in_thread`` runs the step in a worker thread.
 
-    :raises ValueError: for ``gradient_accumulation_steps < 1`` or an unknown ``amp_mode``.
+    ``clip_grad_norm`` and ``clip_grad_value`` (not in pytorch-ignite) clip the gradients of the optimizer's
+    parameters before each optimizer step, as ``torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)`` and
+    ``torch.nn.utils.clip_grad_value_(params, clip_grad_value)`` would: with gradient accumulation, only the
+    accumulated gradients, just before the step that applies them. With a ``GradScaler`` the gradients are
+    unscaled first (``scaler.unscale_(optimizer)``), as torch's AMP recipe prescribes, so that the bounds apply
+    to the true gradients. Both may be given: the values are clipped first, then the norm. Both None (the
+    default) leaves the step exactly pytorch-ignite's.
+
+    :raises ValueError: for ``gradient_accumulation_steps < 1``, an unknown ``amp_mode``, or a
+        ``clip_grad_norm`` or ``clip_grad_value`` that is not a positive finite number.
 
     >>> import asyncio, torch
     >>> from ignite_async import create_supervised_trainer
@@ -94,6 +133,7 @@ def create_supervised_trainer(
             raise ValueError("scaler=True needs amp_mode='amp'")
         grad_scaler = torch.amp.GradScaler(_device_type(device))
     k = gradient_accumulation_steps
+    clip = _clipper(optimizer, clip_grad_norm, clip_grad_value)
 
     def step(engine: Engine, batch: Any) -> Any:
         if (engine.state.iteration - 1) % k == 0:
@@ -108,11 +148,16 @@ def create_supervised_trainer(
         if grad_scaler is not None:
             grad_scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
             if engine.state.iteration % k == 0:
+                if clip is not None:
+                    grad_scaler.unscale_(optimizer)
+                    clip()
                 grad_scaler.step(optimizer)
                 grad_scaler.update()
         else:
             loss.backward()  # type: ignore[no-untyped-call]
             if engine.state.iteration % k == 0:
+                if clip is not None:
+                    clip()
                 optimizer.step()
         return output_transform(x, y, y_pred, loss * k)
 

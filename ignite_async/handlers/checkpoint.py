@@ -22,6 +22,7 @@ import contextlib
 import copy
 import errno
 import gc
+import inspect
 import numbers
 import os
 import pickle
@@ -42,7 +43,7 @@ from torch import nn
 
 from ignite_async._threads import run_sync
 from ignite_async.distributed.comm import get_rank
-from ignite_async.engine import Engine
+from ignite_async.engine import Engine, EventEnum
 from ignite_async.engine.background import BackgroundHandler
 
 try:
@@ -50,12 +51,22 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: names are not locked
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["BaseSaveHandler", "Checkpoint", "CheckpointInUseError", "DiskSaver", "ModelCheckpoint"]
+__all__ = ["BaseSaveHandler", "Checkpoint", "CheckpointEvents", "CheckpointInUseError", "DiskSaver", "ModelCheckpoint"]
 
 _PARTIAL = ".partial"  # suffix of DiskSaver's temporary files: never a complete checkpoint
 _HOST = socket.gethostname().replace("@", "_").replace("/", "_")
 # .{final name}.{host}@{pid}.{random}.partial
 _PARTIAL_NAME = re.compile(r"^\.(?P<final>.+)\.(?P<host>[^@/]+)@(?P<pid>\d+)\.[^.]+" + re.escape(_PARTIAL) + "$")
+
+
+class CheckpointEvents(EventEnum):
+    """Events of :class:`Checkpoint`, registered on an engine by its first firing there (pytorch-ignite's).
+
+    ``SAVED_CHECKPOINT`` fires once a checkpoint is durable and counted: its handlers find
+    ``checkpointer.last_checkpoint`` naming the new file, whole, while training goes on.
+    """
+
+    SAVED_CHECKPOINT = "saved_checkpoint"
 
 
 class CheckpointInUseError(RuntimeError):
@@ -245,6 +256,46 @@ def _close_all(fds: dict[str, int]) -> None:
     fds.clear()
 
 
+class _CallableSaver(BaseSaveHandler):
+    """A plain callable ``save_handler(checkpoint, filename[, metadata])``, as pytorch-ignite accepts: called in
+    a worker thread; nothing is removed (pytorch-ignite calls ``remove`` only on a BaseSaveHandler)."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.takes_metadata = _takes_metadata(fn)
+
+    def __call__(self, checkpoint: Mapping[str, Any], filename: str, metadata: Mapping[str, Any] | None = None) -> None:
+        if self.takes_metadata:
+            self.fn(checkpoint, filename, metadata)
+        else:
+            self.fn(checkpoint, filename)
+
+    def remove(self, filename: str) -> None:
+        pass
+
+
+def _takes_metadata(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` is called ``fn(checkpoint, filename, metadata)`` or ``fn(checkpoint, filename)``.
+
+    Decided once from the signature, where pytorch-ignite retries without ``metadata`` on any TypeError
+    (one raised inside the handler included).
+    """
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # no signature to read (some builtins): pytorch-ignite's first form
+        return True
+    for count, takes in ((3, True), (2, False)):
+        try:
+            signature.bind(*range(count))
+        except TypeError:
+            continue
+        return takes
+    raise TypeError(
+        f"save_handler {fn!r} must take (checkpoint, filename, metadata) or (checkpoint, filename), "
+        f"its signature is {signature}"
+    )
+
+
 class _RecordingWriter:
     """A file wrapper that remembers the OSError of a failed write, which torch.save turns into a RuntimeError."""
 
@@ -357,10 +408,61 @@ def _unwrap(obj: Any) -> Any:
     return obj.module if isinstance(obj, (nn.DataParallel, nn.parallel.DistributedDataParallel)) else obj
 
 
+def _is_branch(obj: Any) -> bool:
+    """A list, tuple or mapping of objects (pytorch-ignite's nested ``to_save``), not an object to save."""
+    return isinstance(obj, (Mapping, list, tuple)) and not callable(getattr(obj, "state_dict", None))
+
+
+def _leaves(obj: Any, where: str) -> Iterator[tuple[str, Any]]:
+    """The objects of a (nested) ``to_save`` value, each with its place (``'models'[1]``)."""
+    if isinstance(obj, Mapping) and _is_branch(obj):
+        for key, value in obj.items():
+            yield from _leaves(value, f"{where}[{key!r}]")
+    elif isinstance(obj, (list, tuple)) and _is_branch(obj):
+        for index, value in enumerate(obj):
+            yield from _leaves(value, f"{where}[{index}]")
+    else:
+        yield where, obj
+
+
 def _check_objects(objects: Mapping[str, Any], method: str) -> None:
-    for key, obj in objects.items():
-        if not callable(getattr(obj, method, None)):
-            raise TypeError(f"{key!r} ({type(obj).__name__}) has no {method}() method, so it cannot be checkpointed")
+    for key, value in objects.items():
+        for where, obj in _leaves(value, repr(key)):
+            if not callable(getattr(obj, method, None)):
+                raise TypeError(
+                    f"{where} ({type(obj).__name__}) has no {method}() method, so it cannot be checkpointed"
+                )
+
+
+def _state_of(obj: Any, spare: Any) -> Any:
+    """``obj``'s state dict (a list or dict of them for a nested value), copied to the CPU (see _cpu_copy)."""
+    if isinstance(obj, Mapping) and _is_branch(obj):
+        spares = spare if isinstance(spare, Mapping) else {}
+        return {key: _state_of(value, spares.get(key)) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)) and _is_branch(obj):
+        same = isinstance(spare, list) and len(spare) == len(obj)
+        return [_state_of(value, spare[i] if same else None) for i, value in enumerate(obj)]
+    return _cpu_copy(_unwrap(obj).state_dict(), spare)
+
+
+def _pairs(obj: Any, state: Any, where: str) -> Iterator[tuple[Any, Any]]:
+    """(object, its state) for each object of a (nested) ``to_load`` value; ValueError where shapes differ."""
+    if isinstance(obj, Mapping) and _is_branch(obj):
+        if not isinstance(state, Mapping):
+            raise ValueError(f"{where} is a mapping but the checkpoint holds a {type(state).__name__} there")
+        missing = [key for key in obj if key not in state]
+        if missing:
+            raise ValueError(f"the checkpoint's {where} lacks {missing} (it holds {sorted(map(str, state))})")
+        for key, value in obj.items():
+            yield from _pairs(value, state[key], f"{where}[{key!r}]")
+    elif isinstance(obj, (list, tuple)) and _is_branch(obj):
+        if not isinstance(state, (list, tuple)) or len(state) != len(obj):
+            held = f"{len(state)} items" if isinstance(state, (list, tuple)) else f"a {type(state).__name__}"
+            raise ValueError(f"{where} holds {len(obj)} objects but the checkpoint holds {held} there")
+        for index, value in enumerate(obj):
+            yield from _pairs(value, state[index], f"{where}[{index}]")
+    else:
+        yield obj, state
 
 
 class Checkpoint:
@@ -371,7 +473,13 @@ class Checkpoint:
     are kept, as ``{prefix}_{name}_{score_name}={score}.pt``. A file holding one object holds its state dict
     itself; else a dict of state dicts by key. ``to_save`` may hold anything with ``state_dict()``: models,
     optimizers, LR schedulers, ``GradScaler``, the engine itself, other handlers, and
-    :class:`~ignite_async.handlers.RNGStates`.
+    :class:`~ignite_async.handlers.RNGStates`; and, as in pytorch-ignite, lists, tuples and dicts of them
+    (``{"models": [generator, critic]}``), saved as lists and dicts of their state dicts.
+
+    Its first firing on an engine registers :class:`CheckpointEvents` there; ``Checkpoint.SAVED_CHECKPOINT``
+    fires once each checkpoint is durable and counted (from the write's background task: training may be
+    further on, and ``engine.last_event_name`` is the loop's own). To attach handlers before that first firing,
+    call ``engine.register_events(*CheckpointEvents)`` first.
 
     Unlike pytorch-ignite's, the handler does not block training while it writes (see the module docs);
     the file holds exactly the state at the firing, and it counts (``last_checkpoint``, retention) only once
@@ -381,7 +489,9 @@ class Checkpoint:
     them up.
 
     :param to_save: objects to save, by name.
-    :param save_handler: a :class:`BaseSaveHandler` (e.g. :class:`DiskSaver`), or a directory path.
+    :param save_handler: a :class:`BaseSaveHandler` (e.g. :class:`DiskSaver`), a directory path, or a callable
+        ``f(checkpoint, filename, metadata)`` (or ``f(checkpoint, filename)``), called in a worker thread and
+        never asked to remove anything, as pytorch-ignite calls it.
     :param score_function: ``f(engine) -> number``; higher is better. Requires numbers.
     :param score_name: shown in file names; alone, it selects ``engine.state.metrics[score_name]``.
     :param n_saved: how many checkpoints to keep (None: all).
@@ -391,7 +501,8 @@ class Checkpoint:
         :class:`DiskSaver`'s own ``save_on_rank`` decides otherwise (as in pytorch-ignite); other save handlers
         are called on every rank. Ranks that do not write only keep the same list of saved names.
         DDP-wrapped models are saved unwrapped, and a ZeroRedundancyOptimizer is consolidated first.
-    :raises TypeError: for a ``to_save`` object without ``state_dict``, or bad handler types.
+    :raises TypeError: for a ``to_save`` object without ``state_dict``, bad handler types, or a callable
+        ``save_handler`` that cannot take ``(checkpoint, filename)``.
     :raises ValueError: for ``n_saved < 1``.
     :raises CheckpointInUseError: if another live Checkpoint writes the same names in the same directory.
 
@@ -413,10 +524,13 @@ class Checkpoint:
         priority: float
         filename: str
 
+    #: Fired once a checkpoint is durable and ``last_checkpoint`` names it (see :class:`CheckpointEvents`).
+    SAVED_CHECKPOINT = CheckpointEvents.SAVED_CHECKPOINT
+
     def __init__(
         self,
         to_save: Mapping[str, Any],
-        save_handler: BaseSaveHandler | str | Path,
+        save_handler: BaseSaveHandler | str | Path | Callable[..., Any],
         filename_prefix: str = "",
         score_function: Callable[[Engine], Any] | None = None,
         score_name: str | None = None,
@@ -432,10 +546,17 @@ class Checkpoint:
         _check_objects(to_save, "state_dict")
         if include_self and "checkpointer" in to_save:
             raise ValueError("to_save cannot have a key 'checkpointer' with include_self=True")
+        if include_self and len(to_save) == 1 and _is_branch(next(iter(to_save.values()))):
+            raise TypeError(
+                "include_self=True needs a dict to add 'checkpointer' to: a single to_save entry that is a list or "
+                "dict of objects is saved as is; add another entry, or save the objects under keys of their own"
+            )
         if isinstance(save_handler, (str, Path)):
             save_handler = DiskSaver(save_handler, create_dir=True, save_on_rank=save_on_rank)
-        if not isinstance(save_handler, BaseSaveHandler):
-            raise TypeError(f"save_handler must be a BaseSaveHandler or a directory, got {type(save_handler).__name__}")
+        if not (isinstance(save_handler, BaseSaveHandler) or callable(save_handler)):
+            raise TypeError(
+                f"save_handler must be a BaseSaveHandler, a directory or a callable, got {type(save_handler).__name__}"
+            )
         if score_function is not None and not callable(score_function):
             raise TypeError(f"score_function must be callable, got {score_function!r}")
         if global_step_transform is not None and not callable(global_step_transform):
@@ -443,7 +564,7 @@ class Checkpoint:
         if n_saved is not None and (isinstance(n_saved, bool) or not isinstance(n_saved, int) or n_saved < 1):
             raise ValueError(f"n_saved must be an integer >= 1 or None, got {n_saved!r}")
         self.to_save = to_save
-        self.save_handler = save_handler
+        self.save_handler = save_handler  # also checks a callable's signature
         self.save_on_rank = save_on_rank
         self.filename_prefix = filename_prefix
         self.score_name = score_name
@@ -467,6 +588,17 @@ class Checkpoint:
         if to_save:
             self._claim(self._basename(self._name()))
 
+    @property
+    def save_handler(self) -> BaseSaveHandler | Callable[..., Any]:
+        """Where checkpoints go: the save handler or callable given."""
+        return self._given_saver
+
+    @save_handler.setter
+    def save_handler(self, value: BaseSaveHandler | Callable[..., Any]) -> None:
+        self._given_saver = value
+        # What the write path calls: a BaseSaveHandler as is, a plain callable adapted to one.
+        self._saver: BaseSaveHandler = value if isinstance(value, BaseSaveHandler) else _CallableSaver(value)
+
     # ------------------------------------------------------------------ deciding (pytorch-ignite's rules)
 
     @property
@@ -475,7 +607,7 @@ class Checkpoint:
         if not self._saved:
             return None
         name = self._saved[-1].filename
-        return self.save_handler.dirname / name if isinstance(self.save_handler, DiskSaver) else name
+        return self._saver.dirname / name if isinstance(self._saver, DiskSaver) else name
 
     def reset(self) -> None:
         """Forget which checkpoints were saved (for independent runs of the same engine)."""
@@ -544,6 +676,8 @@ class Checkpoint:
     # ------------------------------------------------------------------ saving
 
     async def __call__(self, engine: Engine) -> None:
+        if not engine.has_registered_events(CheckpointEvents.SAVED_CHECKPOINT):
+            engine.register_events(*CheckpointEvents)
         inline = engine._task_group is None or engine._cancelling
         if not inline and not await self._writer.wait_for_slot(engine):
             return  # a write failed: the run is failing
@@ -553,37 +687,41 @@ class Checkpoint:
         if not (self._room_left() or self._beats_worst(priority)):
             return
         writer = self._writer_rank()
-        for obj in self.to_save.values():
-            if _is_zero_optimizer(obj):  # a collective: every rank, in event order
-                obj.consolidate_state_dict(to=self.save_on_rank if writer is None else writer)
+        for key, value in self.to_save.items():
+            for _, obj in _leaves(value, repr(key)):
+                if _is_zero_optimizer(obj):  # a collective: every rank, in event order
+                    obj.consolidate_state_dict(to=self.save_on_rank if writer is None else writer)
         filename = self._filename(name, priority, global_step)
         if writer is not None and get_rank() != writer:
-            # Other ranks keep the same list of saved files (for last_checkpoint), without copying or writing.
+            # Other ranks keep the same list of saved files (for last_checkpoint), without copying or writing,
+            # and fire SAVED_CHECKPOINT as pytorch-ignite's do (handlers may hold collectives).
             self._saved, _ = self._plan(filename, priority)
+            await _announce_saved(engine)
             return
         spare = self._spares.pop() if self._spares else {}
         with _all_cores():
-            states = {key: _cpu_copy(_unwrap(obj).state_dict(), spare.get(key)) for key, obj in self.to_save.items()}
+            states = {key: _state_of(obj, spare.get(key)) for key, obj in self.to_save.items()}
         snapshot = states[name] if len(states) == 1 else states
         metadata = {"basename": self._basename(name), "score_name": self.score_name, "priority": priority}
         job = (snapshot, filename, priority, metadata, states)
         if inline:
             # Outside a run, or the last checkpoint of a cancelled one: written before returning, within the
             # cancellation's grace period (past it, the write is abandoned and the run reports the failure).
-            await run_sync(self._write, *job)
+            if await run_sync(self._write, *job):
+                await _announce_saved(engine)
         else:
-            await self._writer.submit(engine, job, {})
+            await self._writer.submit(engine, (engine, *job), {})
 
     def close(self) -> None:
         """Give up this handler's checkpoint names (see :meth:`BaseSaveHandler.claim`)."""
-        close = getattr(self.save_handler, "close", None)
+        close = getattr(self._saver, "close", None)
         if callable(close):
             close()
         self._claimed.clear()
 
     def _writer_rank(self) -> int | None:
         """The rank whose DiskSaver writes; None for other save handlers, called on every rank to decide."""
-        return self.save_handler.save_on_rank if isinstance(self.save_handler, DiskSaver) else None
+        return self._saver.save_on_rank if isinstance(self._saver, DiskSaver) else None
 
     def _name(self) -> str:
         return next(iter(self.to_save)) if len(self.to_save) == 1 else "checkpoint"
@@ -595,7 +733,7 @@ class Checkpoint:
         """Take the names ``basename*``; the first time, count the files already stored under them."""
         if basename in self._claimed:
             return
-        self.save_handler.claim(basename)
+        self._saver.claim(basename)
         self._claimed.add(basename)
         self._count_stored(basename)
 
@@ -610,7 +748,7 @@ class Checkpoint:
         name = basename[len(self.filename_prefix) + 1 :] if self.filename_prefix else basename
         matchers = [self._filename_regex(name, with_step) for with_step in (True, False)]
         items = []
-        for filename in self.save_handler.existing():
+        for filename in self._saver.existing():
             for regex in matchers:
                 match = regex.fullmatch(filename) if regex is not None else None
                 if match is None:
@@ -666,26 +804,29 @@ class Checkpoint:
             stale.append(saved.pop(0).filename)
         return saved, stale
 
-    async def _write_in_background(self, *job: Any) -> None:
-        await run_sync(self._write, *job)
+    async def _write_in_background(self, engine: Engine, *job: Any) -> None:
+        if await run_sync(self._write, *job):
+            await _announce_saved(engine)
 
     def _write(
         self, snapshot: Any, filename: str, priority: float, metadata: Mapping[str, Any], states: dict[str, Any]
-    ) -> None:
+    ) -> bool:
         # Runs in a worker thread. The new checkpoint is durable before it counts, and before any old one goes.
+        # Returns whether it was written.
         with self._write_lock:
             if not (self._room_left() or self._beats_worst(priority)):
-                return  # a write that finished meanwhile (one abandoned on cancellation) took its place
+                return False  # a write that finished meanwhile (one abandoned on cancellation) took its place
             saved, stale = self._plan(filename, priority)
             if self.include_self:  # the list as it will be, this file included, as pytorch-ignite saves it
                 snapshot["checkpointer"] = OrderedDict([("_saved", [(p, f) for p, f in saved])])
-            self.save_handler(snapshot, filename, metadata)
+            self._saver(snapshot, filename, metadata)
             self._saved = saved
             for old in stale:
                 if old != filename:
-                    self.save_handler.remove(old)
-        if not self.save_handler.keeps_references and not self._spares:
+                    self._saver.remove(old)
+        if not self._saver.keeps_references and not self._spares:
             self._spares.append(states)  # written: its buffers can take the next snapshot
+        return True
 
     # ------------------------------------------------------------------ loading
 
@@ -713,19 +854,95 @@ class Checkpoint:
             raise TypeError(f"checkpoint must be a path or a mapping, got {type(checkpoint).__name__}")
         _check_objects(to_load, "load_state_dict")
         content = _read(Path(checkpoint), list(safe_globals)) if isinstance(checkpoint, (str, Path)) else checkpoint
-        if not isinstance(content, Mapping):
+        if not isinstance(content, (Mapping, list)):
             raise ValueError(f"checkpoint {checkpoint!r} holds a {type(content).__name__}, not a state dict")
+        where = f"file {checkpoint}" if isinstance(checkpoint, (str, Path)) else "checkpoint"
         if len(to_load) == 1:
             ((key, obj),) = to_load.items()
-            if key not in content:  # a single object's checkpoint is its state dict itself
-                _load_one(obj, content, kwargs)
+            if not isinstance(content, Mapping) or key not in content:
+                # A single entry's checkpoint is its state itself (a list of them for a list of objects).
+                pairs = list(_pairs(obj, content, f"{where}: {key!r}"))
+                for target, state in pairs:
+                    _load_one(target, state, kwargs)
                 return
+        if not isinstance(content, Mapping):
+            raise ValueError(f"{where} holds a {type(content).__name__}, not a dict of state dicts")
         missing = [key for key in to_load if key not in content]
         if missing:
-            where = f"file {checkpoint}" if isinstance(checkpoint, (str, Path)) else "checkpoint"
             raise ValueError(f"{where} lacks {missing} (it holds {sorted(content)})")
-        for key, obj in to_load.items():
-            _load_one(obj, content[key], kwargs)
+        # Every object is matched to its state before any is loaded: a mismatch loads nothing.
+        pairs = [pair for key, obj in to_load.items() for pair in _pairs(obj, content[key], f"{where}: {key!r}")]
+        for target, state in pairs:
+            _load_one(target, state, kwargs)
+
+    def reload_objects(
+        self, to_load: Mapping[str, Any], load_kwargs: Mapping[str, Any] | None = None, **filename_components: Any
+    ) -> None:
+        """Restore ``to_load`` from this handler's newest checkpoint, or from the one that ``filename_components``
+        name, as :meth:`load_objects` does (all or none).
+
+        The components are those of the file name pattern: ``global_step``, ``score`` and ``name`` (by
+        default the name this handler saves under), as pytorch-ignite's; a numeric ``score`` is written as
+        the handler writes it in file names (``0.5`` names ``..._0.5000.pt``). Without any, the file is
+        :attr:`last_checkpoint` (pytorch-ignite needs components). It needs a :class:`DiskSaver`.
+
+        :param load_kwargs: keyword arguments for :meth:`load_objects` (``strict=False``, ``safe_globals=...``).
+        :raises AttributeError: if the save handler is not a DiskSaver (as pytorch-ignite).
+        :raises TypeError: for an unknown filename component or a ``load_kwargs`` that is not a mapping.
+        :raises ValueError: if nothing was saved yet and no component names a file.
+        :raises FileNotFoundError: naming the file if the components name none.
+
+        >>> import asyncio, tempfile
+        >>> import torch
+        >>> from ignite_async import Engine, Events
+        >>> from ignite_async.handlers import Checkpoint
+        >>> model = torch.nn.Linear(2, 1)
+        >>> trainer = Engine(lambda e, b: None)
+        >>> checkpointer = Checkpoint({"model": model}, tempfile.mkdtemp(), n_saved=None)
+        >>> _ = trainer.add_event_handler(Events.EPOCH_COMPLETED, checkpointer)
+        >>> _ = asyncio.run(trainer.run([0, 1], max_epochs=2))
+        >>> checkpointer.reload_objects({"model": model}, global_step=2)  # model_2.pt
+        >>> checkpointer.reload_objects({"model": model})  # the newest: model_4.pt
+        """
+        if not isinstance(self._saver, DiskSaver):
+            raise AttributeError(
+                f"reload_objects needs a DiskSaver as save_handler, this Checkpoint has a "
+                f"{type(self.save_handler).__name__}: use Checkpoint.load_objects(to_load, checkpoint) instead"
+            )
+        unknown = sorted(set(filename_components) - {"global_step", "score", "name"})
+        if unknown:
+            raise TypeError(f"reload_objects got unknown filename components {unknown}: use global_step, score, name")
+        if load_kwargs is not None and not isinstance(load_kwargs, Mapping):
+            raise TypeError(f"load_kwargs must be a mapping of keyword arguments, got {type(load_kwargs).__name__}")
+        if filename_components:
+            global_step = filename_components.get("global_step")
+            score = filename_components.get("score")
+            if isinstance(score, numbers.Real) and not isinstance(score, bool):
+                score = f"{score}" if isinstance(score, numbers.Integral) else f"{score:.4f}"
+            pattern = self.filename_pattern or self.setup_filename_pattern(
+                with_prefix=bool(self.filename_prefix),
+                with_score=self.score_function is not None,
+                with_score_name=self.score_name is not None,
+                with_global_step=global_step is not None,
+            )
+            filename = pattern.format(
+                filename_prefix=self.filename_prefix,
+                ext=self.ext,
+                name=filename_components.get("name", self._name() if self.to_save else "checkpoint"),
+                score_name=self.score_name,
+                score=score,
+                global_step=global_step,
+            )
+            path = self._saver.dirname / filename
+        else:
+            newest = self.last_checkpoint
+            if newest is None:
+                raise ValueError(
+                    "this Checkpoint has saved nothing yet: name the file with filename components "
+                    "(global_step=..., score=..., name=...)"
+                )
+            path = Path(newest)
+        self.load_objects(to_load, path, **dict(load_kwargs or {}))
 
     @staticmethod
     def get_default_score_fn(metric_name: str, score_sign: float = 1.0) -> Callable[[Engine], float]:
@@ -781,6 +998,14 @@ def _load_one(obj: Any, state: Any, kwargs: Mapping[str, Any]) -> None:
         obj.load_state_dict(state, **kwargs)
     else:
         obj.load_state_dict(state)
+
+
+async def _announce_saved(engine: Engine) -> None:
+    """Run ``SAVED_CHECKPOINT``'s handlers, leaving ``engine.last_event_name`` to the loop, which reads it (the
+    write's background task may end while the loop is anywhere)."""
+    handlers = engine._event_handlers.get(engine._registered_key(CheckpointEvents.SAVED_CHECKPOINT, "fire"))
+    if handlers:
+        await engine._call_handlers(handlers)
 
 
 class ModelCheckpoint(Checkpoint):

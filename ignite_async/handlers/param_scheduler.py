@@ -1,7 +1,9 @@
 """Parameter (learning-rate) schedules, event by event, with pytorch-ignite 0.5.5's values.
 
 A scheduler sets ``param_name`` in the optimizer's param groups each time it is called, then advances
-``event_index``; attach it to ``ITERATION_STARTED`` (the default) or any event.
+``event_index``; attach it to ``ITERATION_STARTED`` (the default) or any event. Every scheduler class has
+``simulate_values(num_events, **kwargs)``, which runs the schedule without touching a real optimizer, and
+``plot_values`` (needs matplotlib: ``pip install 'ignite-async[plot]'``).
 """
 
 from __future__ import annotations
@@ -9,19 +11,23 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
+import warnings
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from copy import copy
+from collections.abc import Callable, Mapping, Sequence
+from copy import copy, deepcopy
 from typing import Any
 
 import torch
 from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts
 from torch.optim.lr_scheduler import LRScheduler as PyTorchLRScheduler
+from torch.utils.data import BatchSampler, DataLoader
 
 from ignite_async.engine import Engine, Events
 
 __all__ = [
+    "BaseParamScheduler",
+    "BatchSizeScheduler",
     "ConcatScheduler",
     "CosineAnnealingScheduler",
     "CyclicalScheduler",
@@ -63,7 +69,50 @@ class _StateAttrs:
                 setattr(self, name, value)
 
 
-class ParamScheduler(_StateAttrs, ABC):
+class BaseParamScheduler(_StateAttrs, ABC):
+    """Base class of every scheduler: a value per event for ``param_name``, counted by ``event_index``.
+
+    Subclasses give :meth:`get_param` (the value for the current ``event_index``) and the classmethod
+    :meth:`simulate_values`; :meth:`plot_values` draws what :meth:`simulate_values` returns.
+    """
+
+    def __init__(self, param_name: str, save_history: bool = False) -> None:
+        self.param_name = param_name
+        self.event_index = 0
+        self.save_history = save_history
+        self._state_attrs = ["event_index", "param_name", "save_history"]
+
+    @abstractmethod
+    def get_param(self) -> Any:
+        """The value for the current ``event_index``."""
+
+    @classmethod
+    @abstractmethod
+    def simulate_values(cls, num_events: int, **scheduler_kwargs: Any) -> list[list[Any]]:
+        """``[event_index, value, ...]`` for each of ``num_events`` events of a scheduler built from the kwargs."""
+
+    @classmethod
+    def plot_values(cls, num_events: int, **scheduler_kwargs: Any) -> Any:
+        """Plot :meth:`simulate_values` with matplotlib (``pip install 'ignite-async[plot]'``) on the current
+        figure, labelled ``param_name`` (default ``"learning rate"``); returns the list of ``Line2D``.
+
+        :raises ModuleNotFoundError: if matplotlib is not installed.
+        """
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as e:
+            raise ModuleNotFoundError(
+                "plot_values needs matplotlib; install it with: pip install 'ignite-async[plot]'"
+            ) from e
+        rows = cls.simulate_values(num_events, **scheduler_kwargs)
+        label = scheduler_kwargs.get("param_name", "learning rate")
+        lines = plt.plot([r[0] for r in rows], [r[1] if len(r) == 2 else r[1:] for r in rows], label=label)
+        plt.legend()
+        plt.grid(which="both")
+        return lines
+
+
+class ParamScheduler(BaseParamScheduler):
     """Base class: sets ``optimizer.param_groups[...][param_name]`` to :meth:`get_param` at each call."""
 
     def __init__(
@@ -75,12 +124,10 @@ class ParamScheduler(_StateAttrs, ABC):
     ) -> None:
         if not isinstance(getattr(optimizer, "param_groups", None), Sequence):
             raise TypeError(f"optimizer must have param_groups (a torch Optimizer), got {type(optimizer).__name__}")
+        super().__init__(param_name, save_history)
         self.optimizer = optimizer
-        self.param_name = param_name
-        self.save_history = save_history
         self.param_group_index = param_group_index
-        self.event_index = 0
-        self._state_attrs = ["event_index", "param_name", "save_history", "param_group_index"]
+        self._state_attrs += ["param_group_index"]
 
     @abstractmethod
     def get_param(self) -> Value:
@@ -118,10 +165,11 @@ class ParamScheduler(_StateAttrs, ABC):
 
     @classmethod
     def simulate_values(cls, num_events: int, **scheduler_kwargs: Any) -> list[list[Any]]:
-        """``[event_index, value]`` for ``num_events`` calls, on a throwaway optimizer."""
-        scheduler_kwargs.pop("save_history", None)
-        scheduler_kwargs["optimizer"] = _fake_optimizer()
-        scheduler = cls(**scheduler_kwargs)
+        """``[event_index, value]`` for ``num_events`` calls of ``cls(**scheduler_kwargs)`` on a throwaway
+        optimizer (an ``optimizer`` or ``save_history`` among the kwargs is ignored)."""
+        _check_num_events(num_events)
+        kwargs = {k: v for k, v in scheduler_kwargs.items() if k not in ("optimizer", "save_history")}
+        scheduler = cls(optimizer=_fake_optimizer(), **kwargs)
         out = []
         for i in range(num_events):
             scheduler()
@@ -129,8 +177,31 @@ class ParamScheduler(_StateAttrs, ABC):
         return out
 
 
-def _fake_optimizer() -> torch.optim.Optimizer:
-    return torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.0)
+def _fake_optimizer(lr: float = 0.01) -> torch.optim.Optimizer:
+    return torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+
+
+def _check_num_events(num_events: int) -> None:
+    if isinstance(num_events, bool) or not isinstance(num_events, numbers.Integral) or num_events < 0:
+        raise ValueError(f"num_events must be a non-negative integer, got {num_events!r}")
+
+
+def _restorer(schedulers: Sequence[Any], optimizers: Sequence[torch.optim.Optimizer]) -> Callable[[], None]:
+    """Snapshot the schedulers' and optimizers' states; the returned function puts them back."""
+    saved = [deepcopy(s.state_dict()) for s in schedulers]
+    histories = [getattr(s, "save_history", None) for s in schedulers]
+    unique = list({id(o): o for o in optimizers}.values())
+    saved_optimizers = [deepcopy(o.state_dict()) for o in unique]
+
+    def restore() -> None:
+        for s, sd, history in zip(schedulers, saved, histories, strict=True):
+            if history is not None:
+                s.save_history = history
+            s.load_state_dict(sd)
+        for o, sd in zip(unique, saved_optimizers, strict=True):
+            o.load_state_dict(sd)
+
+    return restore
 
 
 class CyclicalScheduler(ParamScheduler):
@@ -225,7 +296,45 @@ class CosineAnnealingScheduler(CyclicalScheduler):
         return self.start_value + ((self.end_value - self.start_value) / 2) * (1 - math.cos(math.pi * progress))
 
 
-class PiecewiseLinear(ParamScheduler):
+class _Piecewise:
+    """Linear interpolation between ``(event, value)`` milestones, for the optimizer and the state schedulers."""
+
+    event_index: int
+    _state_attrs: list[str]
+
+    def _set_milestones(self, milestones_values: Sequence[tuple[int, float]]) -> None:
+        if not isinstance(milestones_values, Sequence):
+            raise TypeError(f"milestones_values must be a list of (event, value), got {type(milestones_values)}")
+        if not milestones_values:
+            raise ValueError("milestones_values must hold at least one (event, value) pair, got none")
+        self.milestones: list[int] = []
+        self.values: list[float] = []
+        for pair in milestones_values:
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise ValueError(f"milestones_values must hold (event, value) pairs, got {pair!r}")
+            if isinstance(pair[0], bool) or not isinstance(pair[0], numbers.Integral):
+                raise TypeError(f"a milestone must be an integer, got {pair[0]!r}")
+            if self.milestones and pair[0] < self.milestones[-1]:
+                raise ValueError(f"milestones must not decrease: {pair[0]} after {self.milestones[-1]}")
+            self.milestones.append(int(pair[0]))
+            self.values.append(pair[1])
+        self._index = 0
+        self._state_attrs += ["values", "milestones", "_index"]
+
+    def _piecewise_value(self) -> float:
+        i, milestones, values = self.event_index, self.milestones, self.values
+        if i < milestones[0]:
+            return values[0]
+        if i >= milestones[-1]:
+            return values[-1]
+        while not milestones[self._index] <= i < milestones[self._index + 1]:
+            self._index += 1
+        k = self._index
+        start, end = milestones[k], milestones[k + 1]
+        return values[k] + (values[k + 1] - values[k]) * (i - start) / (end - start)
+
+
+class PiecewiseLinear(_Piecewise, ParamScheduler):
     """Linear between ``(event, value)`` milestones, constant before the first and after the last.
 
     >>> from ignite_async.handlers import PiecewiseLinear
@@ -243,36 +352,10 @@ class PiecewiseLinear(ParamScheduler):
         param_group_index: int | None = None,
     ) -> None:
         super().__init__(optimizer, param_name, save_history, param_group_index)
-        if not isinstance(milestones_values, Sequence) or not milestones_values:
-            raise ValueError(f"milestones_values must be a non-empty list of (event, value), got {milestones_values!r}")
-        self.milestones: list[int] = []
-        self.values: list[float] = []
-        for pair in milestones_values:
-            if not isinstance(pair, tuple) or len(pair) != 2:
-                raise ValueError(f"milestones_values must hold (event, value) pairs, got {pair!r}")
-            if isinstance(pair[0], bool) or not isinstance(pair[0], numbers.Integral):
-                raise TypeError(f"a milestone must be an integer, got {pair[0]!r}")
-            if self.milestones and pair[0] < self.milestones[-1]:
-                raise ValueError(f"milestones must not decrease: {pair[0]} after {self.milestones[-1]}")
-            self.milestones.append(int(pair[0]))
-            self.values.append(pair[1])
-        self._index = 0
-        self._state_attrs += ["values", "milestones", "_index"]
-
-    def _segment(self) -> tuple[int, int, float, float]:
-        i = self.event_index
-        if i < self.milestones[0]:
-            return i - 1, i, self.values[0], self.values[0]
-        if i >= self.milestones[-1]:
-            return i, i + 1, self.values[-1], self.values[-1]
-        while not self.milestones[self._index] <= i < self.milestones[self._index + 1]:
-            self._index += 1
-        k = self._index
-        return self.milestones[k], self.milestones[k + 1], self.values[k], self.values[k + 1]
+        self._set_milestones(milestones_values)
 
     def get_param(self) -> float:
-        start, end, start_value, end_value = self._segment()
-        return start_value + (end_value - start_value) * (self.event_index - start) / (end - start)
+        return self._piecewise_value()
 
 
 class ParamGroupScheduler(_StateAttrs):
@@ -312,6 +395,32 @@ class ParamGroupScheduler(_StateAttrs):
 
     def get_param(self) -> list[Value]:
         return [s.get_param() for s in self.schedulers]
+
+    @classmethod
+    def simulate_values(cls, num_events: int, schedulers: Sequence[ParamScheduler], **kwargs: Any) -> list[list[Any]]:
+        """``[event_index, value of schedulers[0], value of schedulers[1], ...]`` for ``num_events`` events of
+        ``ParamGroupScheduler(schedulers, **kwargs)``, each value read before the event's call, as
+        pytorch-ignite does. ``schedulers`` and their optimizers are left as they were.
+
+        >>> import torch
+        >>> from ignite_async.handlers import ParamGroupScheduler, PiecewiseLinear
+        >>> optimizer = torch.optim.SGD([{"params": [torch.zeros(1)]}, {"params": [torch.zeros(1)]}], lr=0.1)
+        >>> a = PiecewiseLinear(optimizer, "lr", [(0, 1.0), (2, 0.0)], param_group_index=0)
+        >>> b = PiecewiseLinear(optimizer, "lr", [(0, 0.0), (2, 1.0)], param_group_index=1)
+        >>> ParamGroupScheduler.simulate_values(3, schedulers=[a, b])
+        [[0, 1.0, 0.0], [1, 0.5, 0.5], [2, 0.0, 1.0]]
+        """
+        _check_num_events(num_events)
+        restore = _restorer(schedulers, [s.optimizer for s in schedulers])
+        try:
+            group = cls(schedulers, **kwargs)
+            out: list[list[Any]] = []
+            for i in range(num_events):
+                out.append([i, *(s.get_param() for s in schedulers)])
+                group()
+        finally:
+            restore()
+        return out
 
     def state_dict(self) -> OrderedDict[str, Any]:
         states = [(name, s.state_dict()) for name, s in zip(self.names, self.schedulers, strict=True)]
@@ -402,19 +511,47 @@ class ConcatScheduler(ParamScheduler):
 
     @classmethod
     def simulate_values(  # type: ignore[override]
-        cls, num_events: int, schedulers: Sequence[AnyScheduler], durations: Sequence[int], **kwargs: Any
+        cls,
+        num_events: int,
+        schedulers: Sequence[AnyScheduler],
+        durations: Sequence[int],
+        param_names: Sequence[str] | None = None,
     ) -> list[list[Any]]:
-        """Values of the concatenation for ``num_events`` events, leaving ``schedulers`` as they were."""
-        saved = [(s.state_dict(), [dict(g) for g in s.optimizer_param_groups]) for s in schedulers]
-        concat = cls(schedulers, durations)
-        out = []
-        for i in range(num_events):
-            concat()
-            out.append([i, concat.optimizer_param_groups[0][concat.param_name]])
-        for s, (sd, groups) in zip(schedulers, saved, strict=True):
-            s.load_state_dict(sd)
-            for group, before in zip(s.optimizer_param_groups, groups, strict=True):
-                group.update(before)
+        """``[event_index, value_0, value_1, ...]`` of the concatenation for ``num_events`` events: for each of
+        ``param_names`` (default: the schedulers' parameter) the value in every param group the current
+        scheduler drives. ``schedulers`` and their optimizer are left as they were.
+
+        :raises TypeError: if ``param_names`` is not a list or tuple.
+        :raises ValueError: if ``param_names`` holds something other than strings.
+
+        >>> import torch
+        >>> from ignite_async.handlers import ConcatScheduler, LinearCyclicalScheduler
+        >>> optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        >>> up = LinearCyclicalScheduler(optimizer, "lr", 0.0, 1.0, cycle_size=4, monotonic=True)
+        >>> down = LinearCyclicalScheduler(optimizer, "lr", 1.0, 0.0, cycle_size=4, monotonic=True)
+        >>> ConcatScheduler.simulate_values(6, schedulers=[up, down], durations=[3])
+        [[0, 0.0], [1, 0.25], [2, 0.5], [3, 1.0], [4, 0.75], [5, 0.5]]
+        >>> optimizer.param_groups[0]["lr"]
+        0.1
+        """
+        _check_num_events(num_events)
+        if param_names is not None:
+            if not isinstance(param_names, (list, tuple)):
+                raise TypeError(f"param_names must be a list or tuple of names, got {type(param_names).__name__}")
+            if not all(isinstance(name, str) for name in param_names):
+                raise ValueError(f"param_names must hold strings, got {param_names!r}")
+        optimizers = [o for s in schedulers for o in (s.optimizer if isinstance(s.optimizer, list) else [s.optimizer])]
+        restore = _restorer(schedulers, optimizers)
+        try:
+            concat = cls(schedulers, durations)
+            names = list(param_names) if param_names is not None else [concat.param_name]
+            out: list[list[Any]] = []
+            for i in range(num_events):
+                concat()
+                groups = concat.optimizer_param_groups
+                out.append([i, *(g[name] for name in names for g in groups)])
+        finally:
+            restore()
         return out
 
 
@@ -442,6 +579,12 @@ class LRScheduler(ParamScheduler):
         )
         super().__init__(lr_scheduler.optimizer, "lr", save_history)
         if use_legacy:
+            warnings.warn(
+                "With use_legacy=True, attach the scheduler to Events.ITERATION_COMPLETED, not "
+                "Events.ITERATION_STARTED, or the optimizer's first lr value is skipped",
+                UserWarning,
+                stacklevel=2,
+            )
             self.lr_scheduler.last_epoch += 1
         self._state_attrs += ["lr_scheduler"]
 
@@ -457,6 +600,37 @@ class LRScheduler(ParamScheduler):
         finally:
             self.lr_scheduler._get_lr_called_within_step = False
         return lrs[0] if len(lrs) == 1 else lrs
+
+    @classmethod
+    def simulate_values(  # type: ignore[override]
+        cls, num_events: int, lr_scheduler: PyTorchLRScheduler, **kwargs: Any
+    ) -> list[list[Any]]:
+        """``[event_index, lr of group 0, lr of group 1, ...]`` for ``num_events`` events of
+        ``LRScheduler(lr_scheduler, **kwargs)``; ``lr_scheduler`` and its optimizer are left as they were.
+
+        :raises TypeError: if ``lr_scheduler`` is not a ``torch.optim.lr_scheduler`` scheduler.
+
+        >>> import torch
+        >>> from ignite_async.handlers import LRScheduler
+        >>> optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        >>> step = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+        >>> LRScheduler.simulate_values(4, lr_scheduler=step)
+        [[0, 0.1], [1, 0.1], [2, 0.05], [3, 0.05]]
+        """
+        if not isinstance(lr_scheduler, PyTorchLRScheduler):
+            raise TypeError(f"lr_scheduler must be a torch.optim.lr_scheduler scheduler, got {type(lr_scheduler)}")
+        _check_num_events(num_events)
+        kwargs.pop("save_history", None)
+        restore = _restorer([lr_scheduler], [lr_scheduler.optimizer])
+        try:
+            scheduler = cls(lr_scheduler, **kwargs)
+            out: list[list[Any]] = []
+            for i in range(num_events):
+                scheduler()
+                out.append([i, *(g["lr"] for g in scheduler.optimizer_param_groups)])
+        finally:
+            restore()
+        return out
 
 
 class _WarmRestarts:
@@ -504,10 +678,15 @@ def create_lr_scheduler_with_warmup(
     warmup_duration: int,
     warmup_end_value: float | None = None,
     save_history: bool = False,
+    output_simulated_values: list[Any] | None = None,
 ) -> ConcatScheduler:
     """A linear warm-up from ``warmup_start_value`` over ``warmup_duration`` events, then ``lr_scheduler``.
 
     The warm-up ends at ``warmup_end_value`` (default: the optimizer's lr); values as pytorch-ignite's.
+    Given ``output_simulated_values``, a list such as ``[None] * 100``, its items are replaced by the first
+    ``len(output_simulated_values)`` simulated ``[event_index, lr, ...]`` rows (the scheduler is not moved).
+
+    :raises TypeError: if ``output_simulated_values`` is given and is not a list.
 
     >>> import torch
     >>> from torch.optim.lr_scheduler import ExponentialLR
@@ -527,6 +706,10 @@ def create_lr_scheduler_with_warmup(
         raise TypeError(f"warmup_duration must be an integer, got {warmup_duration!r}")
     if warmup_duration < 2:
         raise ValueError(f"warmup_duration must be at least 2 events, got {warmup_duration}")
+    if output_simulated_values is not None and not isinstance(output_simulated_values, list):
+        raise TypeError(
+            f"output_simulated_values must be a list, e.g. [None] * 100, got {type(output_simulated_values).__name__}"
+        )
     warmups: list[ParamScheduler] = []
     milestones: list[tuple[int, float]] = []
     after: ParamScheduler | PyTorchLRScheduler = lr_scheduler
@@ -551,8 +734,91 @@ def create_lr_scheduler_with_warmup(
             )
         )
     assert isinstance(after, ParamScheduler)
-    return ConcatScheduler(
-        [ParamGroupScheduler(warmups, save_history=save_history), after],
-        durations=[milestones[-1][0] + 1],
-        save_history=save_history,
-    )
+    schedulers: list[AnyScheduler] = [ParamGroupScheduler(warmups, save_history=save_history), after]
+    durations = [milestones[-1][0] + 1]
+    combined = ConcatScheduler(schedulers, durations=durations, save_history=save_history)
+    if output_simulated_values is not None:
+        rows = ConcatScheduler.simulate_values(len(output_simulated_values), schedulers=schedulers, durations=durations)
+        output_simulated_values[:] = rows
+    return combined
+
+
+class BatchSizeScheduler(BaseParamScheduler):
+    """Set the batch size of ``dataloader``'s ``BatchSampler`` to ``scheduler_fn(event_index)`` at each call.
+
+    Attach it to ``Events.EPOCH_STARTED`` (the default of :meth:`attach`): the loader's next iterator, the
+    epoch's, then yields batches of the new size. With ``save_history``, each size is appended to
+    ``engine.state.param_history["batch_size"]``.
+
+    :param dataloader: a ``DataLoader`` built with a batch size (so with a ``BatchSampler``).
+    :param scheduler_fn: event index (0, 1, ...) -> batch size, a positive integer.
+    :raises TypeError: if ``dataloader`` is not a ``DataLoader`` or ``scheduler_fn`` is not callable.
+    :raises ValueError: if ``dataloader`` has no ``BatchSampler``; at a call, if ``scheduler_fn`` gives
+        something other than a positive integer.
+
+    >>> import torch
+    >>> from torch.utils.data import DataLoader
+    >>> from ignite_async.handlers import BatchSizeScheduler
+    >>> loader = DataLoader(torch.arange(12), batch_size=1)
+    >>> scheduler = BatchSizeScheduler(loader, scheduler_fn=lambda epoch: 3 * (epoch + 1))
+    >>> scheduler()  # what attach(trainer) does at each EPOCH_STARTED
+    >>> [len(batch) for batch in loader]
+    [3, 3, 3, 3]
+    >>> scheduler()
+    >>> [len(batch) for batch in loader]
+    [6, 6]
+
+    Note that the engine keeps one iterator over the loader while it lasts (``len(loader)`` at the start of
+    the run is the epoch length), so a new size shows from the next pass over the loader, as in pytorch-ignite.
+    """
+
+    def __init__(
+        self, dataloader: DataLoader[Any], scheduler_fn: Callable[[int], int], save_history: bool = False
+    ) -> None:
+        super().__init__("batch_size", save_history)
+        if not isinstance(dataloader, DataLoader):
+            raise TypeError(f"dataloader must be a torch DataLoader, got {type(dataloader).__name__}")
+        if not isinstance(getattr(dataloader, "batch_sampler", None), BatchSampler):
+            raise ValueError(
+                "dataloader must have a BatchSampler (dataloader.batch_sampler a "
+                "torch.utils.data.BatchSampler): build it with batch_size=..."
+            )
+        if not callable(scheduler_fn):
+            raise TypeError(f"scheduler_fn must be callable, got {type(scheduler_fn).__name__}")
+        self.dataloader = dataloader
+        self.scheduler_fn = scheduler_fn
+
+    def get_param(self) -> int:
+        return self.scheduler_fn(self.event_index)
+
+    def __call__(self, engine: Engine | None = None) -> None:
+        size = self.get_param()
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"scheduler_fn must return a positive integer batch size, got {size!r}")
+        sampler = self.dataloader.batch_sampler
+        assert isinstance(sampler, BatchSampler)
+        sampler.batch_size = size
+        if self.save_history and engine is not None:
+            history = getattr(engine.state, "param_history", None)
+            if history is None:
+                history = {}
+                engine.state.param_history = history  # type: ignore[attr-defined]
+            history.setdefault(self.param_name, []).append(size)
+        self.event_index += 1
+
+    def attach(self, engine: Engine, event: Any = Events.EPOCH_STARTED) -> None:
+        engine.add_event_handler(event, self)
+
+    @classmethod
+    def simulate_values(cls, num_events: int, **scheduler_kwargs: Any) -> list[list[Any]]:
+        """``[event_index, scheduler_fn(event_index)]`` for ``num_events`` events (needs ``scheduler_fn``).
+
+        >>> from ignite_async.handlers import BatchSizeScheduler
+        >>> BatchSizeScheduler.simulate_values(3, scheduler_fn=lambda e: 8 * 2**e)
+        [[0, 8], [1, 16], [2, 32]]
+        """
+        if "scheduler_fn" not in scheduler_kwargs:
+            raise ValueError("BatchSizeScheduler.simulate_values needs scheduler_fn=...")
+        _check_num_events(num_events)
+        fn = scheduler_kwargs["scheduler_fn"]
+        return [[i, fn(i)] for i in range(num_events)]

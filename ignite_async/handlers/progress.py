@@ -16,6 +16,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from ignite_async.distributed.comm import get_rank
 from ignite_async.engine import Engine, Events
@@ -127,6 +128,24 @@ class ProgressBar:
         engine.add_event_handler(event_name, self._advance)
         engine.add_event_handler(closing_event_name, self._close)
         engine.add_event_handler(Events.COMPLETED | Events.TERMINATE, self._stop)
+
+    def log_message(self, message: str) -> None:
+        """Print ``message`` above the bars, as pytorch-ignite's ``ProgressBar.log_message`` does.
+
+        On a terminal it goes through the live display's console, which prints it above the bars and redraws
+        them beneath it, so a bar is never torn; elsewhere it is a plain line. The message is text, not rich
+        markup: ``"[x]"`` is printed as it is.
+
+        >>> import io
+        >>> from rich.console import Console
+        >>> from ignite_async.handlers import ProgressBar
+        >>> bar = ProgressBar(console=Console(file=io.StringIO(), force_terminal=False))
+        >>> bar.log_message("[checkpoint] saved")
+        >>> bar.console.file.getvalue()
+        '[checkpoint] saved\\n'
+        """
+        console = self._progress.console if self._progress is not None else self.console
+        console.print(Text(str(message)), soft_wrap=True)
 
     def _postfix(self, engine: Engine) -> str:
         shown = select_metrics(

@@ -31,6 +31,7 @@ from ignite_async import Engine, Events, InterruptHandlerError
 from ignite_async.handlers import (
     BaseSaveHandler,
     Checkpoint,
+    CheckpointEvents,
     CheckpointInUseError,
     DiskSaver,
     ModelCheckpoint,
@@ -362,7 +363,8 @@ def test_load_errors_name_the_problem_and_load_nothing(tmp_path: Path) -> None:
 
 
 def test_bad_arguments(tmp_path: Path) -> None:
-    with pytest.raises(TypeError, match=r"'data' \(list\) has no state_dict"):
+    # A list is a list of objects to save (pytorch-ignite's nested to_save): the item that cannot be is named.
+    with pytest.raises(TypeError, match=r"'data'\[0\] \(int\) has no state_dict"):
         Checkpoint({"model": model_with(0.0), "data": [1, 2]}, DiskSaver(tmp_path))
     with pytest.raises(ValueError, match="n_saved must be an integer >= 1"):
         Checkpoint({"model": model_with(0.0)}, DiskSaver(tmp_path), n_saved=0)
@@ -671,3 +673,289 @@ def test_a_checkpoint_of_own_classes_is_refused_clearly_and_loads_when_allowed(t
     loaded.thing = OwnClass(0)
     Checkpoint.load_objects({"holder": loaded}, path, safe_globals=[OwnClass])
     assert loaded.thing.value == 7
+
+
+# ---------------------------------------------------------------- reload_objects
+
+
+def weights_follow_the_epoch(model: nn.Module) -> Any:
+    def step(engine: Any, batch: Any) -> None:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(float(engine.state.epoch))
+
+    return step
+
+
+async def test_reload_objects_loads_the_same_files_as_ignites(tmp_path: Path) -> None:
+    scores = [0.25, 0.5, 0.125, 0.75]
+    kwargs: dict[str, Any] = {
+        "score_function": lambda e: scores[e.state.epoch - 1],
+        "score_name": "acc",
+        "global_step_transform": lambda e, _: e.state.epoch,
+        "n_saved": None,
+    }
+    ref_model = model_with(0.0)
+    ref = IgniteEngine(weights_follow_the_epoch(ref_model))
+    ref_handler = IgniteCheckpoint({"model": ref_model}, tmp_path / "ignite", **kwargs)
+    ref.add_event_handler(IgniteEvents.EPOCH_COMPLETED, ref_handler)
+    ref.run([0], max_epochs=4)
+    model = model_with(0.0)
+    engine = Engine(weights_follow_the_epoch(model))
+    ours = Checkpoint({"model": model}, tmp_path / "ours", **kwargs)
+    engine.add_event_handler(Events.EPOCH_COMPLETED, ours)
+    await engine.run([0], max_epochs=4)
+
+    assert checkpoint_files(tmp_path / "ours") == sorted(p.name for p in (tmp_path / "ignite").iterdir())
+    for epoch in (2, 3):
+        score = f"{scores[epoch - 1]:.4f}"  # pytorch-ignite takes the score as its file name writes it
+        theirs, mine = model_with(-1.0), model_with(-1.0)
+        ref_handler.reload_objects({"model": theirs}, global_step=epoch, score=score)
+        ours.reload_objects({"model": mine}, global_step=epoch, score=scores[epoch - 1])  # or as a number
+        assert all(torch.all(p == float(epoch)) for p in mine.parameters())
+        assert all(torch.equal(a, b) for a, b in zip(mine.parameters(), theirs.parameters(), strict=True))
+    newest = model_with(-1.0)
+    ours.reload_objects({"model": newest}, load_kwargs={"strict": True})  # no components: last_checkpoint
+    assert Path(str(ours.last_checkpoint)).name == "model_4_acc=0.7500.pt"
+    assert all(torch.all(p == 4.0) for p in newest.parameters())
+
+
+def test_reload_objects_rejects_what_it_cannot_load(tmp_path: Path) -> None:
+    checkpointer = Checkpoint({"model": model_with(0.0)}, DiskSaver(tmp_path))
+    with pytest.raises(ValueError, match="has saved nothing yet"):
+        checkpointer.reload_objects({"model": model_with(0.0)})
+    with pytest.raises(TypeError, match=r"unknown filename components \['epoch'\]"):
+        checkpointer.reload_objects({"model": model_with(0.0)}, epoch=3)
+    with pytest.raises(TypeError, match="load_kwargs must be a mapping"):
+        checkpointer.reload_objects({"model": model_with(0.0)}, ["strict"], global_step=1)  # type: ignore[arg-type]
+    with pytest.raises(FileNotFoundError, match=r"model_7\.pt"):
+        checkpointer.reload_objects({"model": model_with(0.0)}, global_step=7)
+    in_memory = Checkpoint({"model": model_with(0.0)}, GatedSaver())
+    with pytest.raises(AttributeError, match="needs a DiskSaver"):
+        in_memory.reload_objects({"model": model_with(0.0)}, global_step=1)
+
+
+# ---------------------------------------------------------------- SAVED_CHECKPOINT
+
+
+async def test_saved_checkpoint_fires_once_the_file_is_durable_and_named(tmp_path: Path) -> None:
+    model = model_with(0.0)
+
+    def step(engine: Engine, batch: Any) -> None:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(float(engine.state.iteration))
+
+    engine = Engine(step)
+    checkpointer = Checkpoint({"model": model}, DiskSaver(tmp_path), n_saved=2)
+    seen: list[tuple[str, float]] = []
+
+    # Registered by the first firing; registering first allows handlers before it, as here.
+    engine.register_events(*CheckpointEvents)
+
+    @engine.on(Checkpoint.SAVED_CHECKPOINT)
+    def on_saved(engine: Engine) -> None:
+        path = checkpointer.last_checkpoint
+        assert isinstance(path, Path)
+        assert path.is_file()
+        restored = model_with(-1.0)
+        Checkpoint.load_objects({"model": restored}, path)
+        seen.append((path.name, float(restored.weight.detach()[0, 0])))
+
+    engine.add_event_handler(Events.ITERATION_COMPLETED(every=2), checkpointer)
+    await engine.run(range(6))
+    assert seen == [("model_2.pt", 2.0), ("model_4.pt", 4.0), ("model_6.pt", 6.0)]
+    assert checkpoint_files(tmp_path) == ["model_4.pt", "model_6.pt"]
+
+
+async def test_saved_checkpoint_fires_when_ignites_fires_with_the_same_last_checkpoint(tmp_path: Path) -> None:
+    scores = [0.5, 0.25, 0.75, 0.75, 0.125]  # n_saved=2: 0.125 is never saved
+    ref = IgniteEngine(lambda e, b: None)
+    ref_handler = IgniteCheckpoint(
+        {"model": model_with(0.0)},
+        IgniteDiskSaver(tmp_path / "ignite"),
+        n_saved=2,
+        score_function=lambda e: scores[e.state.epoch - 1],
+    )
+    ref.add_event_handler(IgniteEvents.EPOCH_COMPLETED, ref_handler)
+    ref.register_events(*type(IgniteCheckpoint.SAVED_CHECKPOINT))
+    theirs: list[tuple[int, str]] = []
+    ref.add_event_handler(
+        IgniteCheckpoint.SAVED_CHECKPOINT,
+        lambda e: theirs.append((e.state.epoch, Path(ref_handler.last_checkpoint).name)),
+    )
+    ref.run([0], max_epochs=len(scores))
+
+    engine = Engine(lambda e, b: None)
+    ours = Checkpoint(
+        {"model": model_with(0.0)},
+        DiskSaver(tmp_path / "ours"),
+        n_saved=2,
+        score_function=lambda e: scores[e.state.epoch - 1],
+    )
+    mine: list[tuple[int, str]] = []
+    engine.register_events(*CheckpointEvents)  # else its first firing does: handlers are added after it
+    engine.add_event_handler(
+        Checkpoint.SAVED_CHECKPOINT, lambda e: mine.append((e.state.epoch, Path(str(ours.last_checkpoint)).name))
+    )
+    engine.add_event_handler(Events.EPOCH_COMPLETED, ours)
+    await engine.run([0], max_epochs=len(scores))
+    assert [name for _, name in mine] == [name for _, name in theirs]
+    # The write ran in the background: the engine may be an epoch further on when it is announced.
+    assert all(
+        their_epoch <= epoch <= their_epoch + 1 for (epoch, _), (their_epoch, _) in zip(mine, theirs, strict=True)
+    )
+    assert [name for _, name in theirs] == ["model_0.5000.pt", "model_0.5000.pt", "model_0.7500.pt", "model_0.7500.pt"]
+
+
+async def test_a_slow_write_fires_saved_checkpoint_only_when_it_is_done() -> None:
+    saver = GatedSaver()
+
+    async def step(engine: Engine, batch: int) -> None:
+        await anyio.lowlevel.checkpoint()
+
+    engine = Engine(step)
+    checkpointer = Checkpoint({"model": model_with(1.0)}, saver)
+    fired: list[tuple[str | Path | None, list[str]]] = []
+    engine.register_events(*CheckpointEvents)
+    engine.add_event_handler(
+        Checkpoint.SAVED_CHECKPOINT, lambda: fired.append((checkpointer.last_checkpoint, sorted(saver.files)))
+    )
+
+    @engine.on(Events.ITERATION_COMPLETED(once=3))
+    async def release(engine: Engine) -> None:
+        assert fired == []  # the write of iteration 1 is still held: nothing announced
+        await anyio.to_thread.run_sync(saver.writing.wait, 10)
+        saver.gate.set()
+
+    engine.add_event_handler(Events.ITERATION_COMPLETED(once=1), checkpointer)
+    with anyio.fail_after(20):
+        await engine.run(range(5))
+    assert fired == [("model_1.pt", ["model_1.pt"])]
+    assert engine.last_event_name is Events.COMPLETED  # the loop's events are not overwritten
+
+
+async def test_the_first_firing_registers_the_event() -> None:
+    engine = Engine(lambda e, b: None)
+    assert not engine.has_registered_events(Checkpoint.SAVED_CHECKPOINT)
+    checkpointer = Checkpoint({"model": model_with(1.0)}, GatedSaver())
+    checkpointer.save_handler.gate.set()  # type: ignore[union-attr]
+    engine.add_event_handler(Events.COMPLETED, checkpointer)
+    await engine.run([0])
+    assert engine.has_registered_events(Checkpoint.SAVED_CHECKPOINT)
+    assert Checkpoint.SAVED_CHECKPOINT is CheckpointEvents.SAVED_CHECKPOINT
+    assert CheckpointEvents.SAVED_CHECKPOINT.value == "saved_checkpoint"
+
+
+# ---------------------------------------------------------------- callable save handlers
+
+
+@pytest.mark.parametrize("with_metadata", [True, False])
+async def test_a_callable_save_handler_gets_the_calls_ignites_gets(tmp_path: Path, with_metadata: bool) -> None:
+    scores = [0.5, 0.25, 0.75, 0.75, 0.875]
+    calls: dict[str, list[tuple[str, list[str], Any]]] = {"ignite": [], "ours": []}
+
+    def saver_for(lib: str) -> Any:
+        if with_metadata:
+
+            def save(checkpoint: Mapping[str, Any], filename: str, metadata: Any) -> None:
+                calls[lib].append((filename, sorted(checkpoint), dict(metadata)))
+
+            return save
+
+        def save2(checkpoint: Mapping[str, Any], filename: str) -> None:
+            calls[lib].append((filename, sorted(checkpoint), None))
+
+        return save2
+
+    kwargs: dict[str, Any] = {"n_saved": 2, "score_function": lambda e: scores[e.state.epoch - 1], "score_name": "acc"}
+    ref = IgniteEngine(lambda e, b: None)
+    ref_handler = IgniteCheckpoint({"model": model_with(0.0), "opt": RNGStates()}, saver_for("ignite"), **kwargs)
+    ref.add_event_handler(IgniteEvents.EPOCH_COMPLETED, ref_handler)
+    ref.run([0], max_epochs=len(scores))
+
+    engine = Engine(lambda e, b: None)
+    calls_saver = saver_for("ours")
+    ours = Checkpoint({"model": model_with(0.0), "opt": RNGStates()}, calls_saver, **kwargs)
+    engine.add_event_handler(Events.EPOCH_COMPLETED, ours)
+    await engine.run([0], max_epochs=len(scores))
+
+    assert calls["ours"] == calls["ignite"]
+    assert len(calls["ours"]) == 5  # each score beat the worst kept one
+    assert ours.last_checkpoint == ref_handler.last_checkpoint == "checkpoint_acc=0.8750.pt"
+    assert ours.save_handler is calls_saver
+
+
+def test_a_save_handler_that_is_neither_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="save_handler must be a BaseSaveHandler, a directory or a callable"):
+        Checkpoint({"model": model_with(0.0)}, 3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"save_handler .* must take \(checkpoint, filename, metadata\)"):
+        Checkpoint({"model": model_with(0.0)}, lambda checkpoint: None)
+
+
+# ---------------------------------------------------------------- lists and dicts of objects in to_save
+
+
+async def test_lists_and_dicts_of_objects_are_saved_as_ignite_saves_them(tmp_path: Path) -> None:
+    def objects() -> dict[str, Any]:
+        models = [model_with(1.0), model_with(2.0)]
+        return {
+            "models": models,
+            "optimizers": {
+                "g": torch.optim.SGD(models[0].parameters(), lr=0.1),
+                "d": torch.optim.Adam(models[1].parameters()),
+            },
+            "trainer_rng": RNGStates(),
+        }
+
+    ref_objects, our_objects = objects(), objects()
+    ref = IgniteEngine(lambda e, b: None)
+    ref.add_event_handler(IgniteEvents.EPOCH_COMPLETED, IgniteCheckpoint(ref_objects, tmp_path / "ignite", n_saved=2))
+    ref.run([0], max_epochs=3)
+    engine = Engine(lambda e, b: None)
+    checkpointer = Checkpoint(our_objects, tmp_path / "ours", n_saved=2)
+    engine.add_event_handler(Events.EPOCH_COMPLETED, checkpointer)
+    await engine.run([0], max_epochs=3)
+
+    names = sorted(p.name for p in (tmp_path / "ignite").iterdir())
+    assert checkpoint_files(tmp_path / "ours") == names == ["checkpoint_2.pt", "checkpoint_3.pt"]
+    for name in names:
+        theirs = torch.load(tmp_path / "ignite" / name, weights_only=True)
+        mine = torch.load(tmp_path / "ours" / name, weights_only=True)
+        assert sorted(mine) == sorted(theirs) == ["models", "optimizers", "trainer_rng"]
+        assert isinstance(mine["models"], list)
+        assert len(mine["models"]) == len(theirs["models"]) == 2
+        for a, b in zip(mine["models"], theirs["models"], strict=True):
+            assert sorted(a) == sorted(b)
+            assert all(torch.equal(a[k], b[k]) for k in a)
+        assert sorted(mine["optimizers"]) == sorted(theirs["optimizers"]) == ["d", "g"]
+        assert mine["optimizers"]["d"]["param_groups"] == theirs["optimizers"]["d"]["param_groups"]
+
+    fresh = objects()
+    for model in fresh["models"]:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.zero_()
+    Checkpoint.load_objects(fresh, checkpointer.last_checkpoint)  # type: ignore[arg-type]
+    assert [float(m.weight.detach()[0, 0]) for m in fresh["models"]] == [1.0, 2.0]
+    # A list of another length loads nothing, and says where.
+    shorter = {**objects(), "models": [model_with(9.0)]}
+    with pytest.raises(ValueError, match=r"'models' holds 1 objects but the checkpoint holds 2 items"):
+        Checkpoint.load_objects(shorter, checkpointer.last_checkpoint)  # type: ignore[arg-type]
+    assert float(shorter["models"][0].weight.detach()[0, 0]) == 9.0
+
+
+async def test_a_single_list_entry_is_saved_as_a_list_and_loads_back(tmp_path: Path) -> None:
+    engine = Engine(lambda e, b: None)
+    checkpointer = Checkpoint({"models": [model_with(1.0), model_with(2.0)]}, DiskSaver(tmp_path))
+    engine.add_event_handler(Events.COMPLETED, checkpointer)
+    await engine.run([0])
+    assert checkpoint_files(tmp_path) == ["models_1.pt"]  # pytorch-ignite's name: the single key
+    content = torch.load(tmp_path / "models_1.pt", weights_only=True)
+    assert isinstance(content, list)
+    assert len(content) == 2
+    restored = [model_with(0.0), model_with(0.0)]
+    checkpointer.reload_objects({"models": restored})
+    assert [float(m.bias.detach()[0]) for m in restored] == [1.0, 2.0]
+    with pytest.raises(TypeError, match="include_self=True needs a dict"):
+        Checkpoint({"models": [model_with(1.0)]}, DiskSaver(tmp_path / "x"), include_self=True)

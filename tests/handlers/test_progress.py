@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import re
 import time
 from typing import Any
 
@@ -114,3 +115,33 @@ async def test_a_missing_metric_is_warned_about_once_and_the_rest_are_shown(term
         for r in reference
     ]
     assert "acc=0.25" in text(c)
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+async def test_log_message_is_printed_once_whole_above_intact_bars(terminal: bool) -> None:
+    c = console(terminal)
+    engine = Engine(lambda e, b: 0.5)
+    bar = ProgressBar(console=c, refresh_per_second=1e9)  # drawn at every iteration: the message lands mid-epoch
+    bar.attach(engine, output_transform=lambda out: out)
+    message = "saved [checkpoint] at iteration 3"  # brackets: printed as text, not read as markup
+    engine.add_event_handler(Events.ITERATION_COMPLETED(once=3), lambda: bar.log_message(message))
+    await engine.run(range(5), max_epochs=2)
+    out = text(c)
+    assert out.count(message) == 1
+    pieces = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", p) for p in re.split(r"[\r\n]", out)]
+    assert message in pieces  # a line of its own: nothing drawn before or after it on that line
+    bars = [p for p in pieces if "Epoch" in p]
+    assert bars
+    pattern = r"Epoch \[[12]/2\] " + (r"[━ ]+ [0-5]/5 .*" if terminal else r"5/5 iterations .* output=0\.5")
+    assert all(re.fullmatch(pattern, p.rstrip()) for p in bars), bars
+    if terminal:
+        assert "\x1b[2K" + message + "\n" in out  # the bar's line is cleared first, then the bar is drawn again
+        assert re.search(re.escape(message) + r"\nEpoch \[1/2\] [━ ]+ 3/5", out)
+    else:
+        assert out.splitlines() == [message, *bars]
+
+
+def test_log_message_without_a_run_is_a_plain_line() -> None:
+    c = console(terminal=False)
+    ProgressBar(console=c).log_message("hello")
+    assert text(c) == "hello\n"
