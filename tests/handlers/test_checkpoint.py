@@ -237,6 +237,7 @@ async def test_final_checkpoint_on_cancellation(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- crash safety
 
 
+@pytest.mark.timeout(400)  # 20 worker processes each import torch: a minute alone, more on a loaded machine
 def test_sigkill_at_random_moments_never_leaves_a_bad_newest_checkpoint(tmp_path: Path) -> None:
     worker = Path(__file__).with_name("_checkpoint_worker.py")
     rng = random.Random(0)
