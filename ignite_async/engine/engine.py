@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from ignite_async.engine._data import DataFeed
+from ignite_async.engine._data import DataFeed, check_pass_record
 from ignite_async.engine._grace import GraceScopes
 from ignite_async.engine._handlers import (
     Entry,
@@ -519,6 +519,12 @@ class Engine:
         """The resumable part of the state: ``epoch_length``, ``iteration``, ``max_epochs`` or ``max_iters``,
         and every key in :attr:`state_dict_user_keys`.
 
+        While the engine reads a map-style ``torch.utils.data.DataLoader``, a ``"data_pass"`` key records the
+        current pass over it: the states of the generators its iterator draws from when the pass began (torch's
+        default one or the loader's ``generator``, and a sampler's own ``generator``: ByteTensors of a few KB),
+        the sampler epoch it was given and the iteration it began after. A state loaded from the middle of
+        that pass resumes it exactly: the next :meth:`run` skips the batches already used without loading them.
+
         >>> from ignite_async import Engine
         >>> engine = Engine(lambda engine, batch: None)
         >>> engine.load_state_dict({"epoch": 3, "max_epochs": 10, "epoch_length": 100})
@@ -531,11 +537,16 @@ class Engine:
             "max_iters" if self.state.max_iters is not None else "max_epochs",
         ]
         keys += self._state_dict_user_keys
-        return OrderedDict((k, getattr(self.state, k)) for k in keys)
+        state_dict = OrderedDict((k, getattr(self.state, k)) for k in keys)
+        if self._feed.pass_record is not None:
+            state_dict["data_pass"] = dict(self._feed.pass_record)
+        return state_dict
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore from :meth:`state_dict` (or a dict giving ``epoch`` instead of ``iteration``); the next
-        :meth:`run` continues from there.
+        :meth:`run` continues from there. With a ``"data_pass"`` (see :meth:`state_dict`) from the middle of
+        a pass, that run's first pass over its map-style DataLoader starts where the saved one was; without
+        it (older state dicts, other data), the first pass starts from the loader's beginning.
 
         :raises TypeError: if ``state_dict`` is not a mapping.
         :raises ValueError: naming any missing or inconsistent key.
@@ -574,6 +585,9 @@ class Engine:
         max_iters = state_dict.get("max_iters")
         _check_count("max_epochs", max_epochs)
         _check_count("max_iters", max_iters)
+        data_pass = state_dict.get("data_pass")
+        if data_pass is not None:
+            data_pass = check_pass_record(data_pass, iteration)
         if max_epochs is not None and max_epochs < epoch:
             raise ValueError(f"max_epochs={max_epochs} is below the state's epoch {epoch}")
         if max_iters is not None and max_iters < iteration:
@@ -585,8 +599,10 @@ class Engine:
         self.state.epoch = epoch
         self.state.max_epochs = max_epochs
         self.state.max_iters = max_iters
-        # A loaded state starts a fresh pass over the data (a one-shot stream continues) and a fresh run.
+        # A loaded state starts a new pass over the data (one where its saved pass was, for a map-style
+        # DataLoader; a one-shot stream continues) and a fresh run.
         self._feed.end_pass()
+        self._feed.resume_at(data_pass, iteration)
         self._discard_paused_run()
         self._init_iter = None
 
