@@ -96,6 +96,11 @@ class EMAHandler:
             )
         if isinstance(model, nn.parallel.DistributedDataParallel):
             model = model.module
+        if next(model.parameters(), None) is None:
+            raise ValueError(
+                f"model ({type(model).__name__}) has no parameters, so there is nothing to average: "
+                "pass the model whose weights training updates"
+            )
         self.momentum = momentum
         self.model = model
         self.handle_buffers = handle_buffers

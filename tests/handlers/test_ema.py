@@ -222,3 +222,8 @@ async def test_ema_weights_equal_ignites_on_cuda() -> None:
     assert next(ema.ema_model.parameters()).is_cuda
     for a, b in zip(ema.ema_model.state_dict().values(), ref_ema.ema_model.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-7)
+
+
+def test_a_model_without_parameters_is_refused_at_the_call() -> None:
+    with pytest.raises(ValueError, match=r"ReLU\) has no parameters"):
+        EMAHandler(nn.ReLU())
