@@ -86,7 +86,16 @@ def _check_every(name: str, value: object) -> int:
 
 
 def empty_cuda_cache(_: Engine | None = None) -> None:
-    """Give the CUDA caching allocator's unused memory back, then collect garbage (an epoch handler)."""
+    """Give the CUDA caching allocator's unused memory back, then collect garbage (an epoch handler).
+
+    >>> import asyncio
+    >>> from ignite_async import Engine, Events
+    >>> from ignite_async.contrib.common import empty_cuda_cache
+    >>> trainer = Engine(lambda engine, batch: None)
+    >>> _ = trainer.add_event_handler(Events.EPOCH_COMPLETED, empty_cuda_cache)
+    >>> asyncio.run(trainer.run(range(2), max_epochs=2)).epoch
+    2
+    """
     torch.cuda.empty_cache()
     gc.collect()
 
@@ -161,6 +170,19 @@ def setup_common_training_handlers(
         ``lr_scheduler``, ``output_names`` given as one string, or (distributed) a ``train_sampler`` that is
         not a ``DistributedSampler``.
     :raises NotImplementedError: for ``with_gpu_stats=True``.
+
+    >>> import asyncio
+    >>> from ignite_async import Engine
+    >>> from ignite_async.contrib import common
+    >>> trainer = Engine(lambda engine, batch: {"loss": 0.25})
+    >>> common.setup_common_training_handlers(trainer, output_names=["loss"], with_pbars=False)
+    >>> asyncio.run(trainer.run(range(2))).metrics
+    {'loss': 0.25}
+
+    ``setup_common_distrib_training_handlers`` is an alias of this function, as in pytorch-ignite:
+
+    >>> common.setup_common_distrib_training_handlers is common.setup_common_training_handlers
+    True
     """
     _check_engine("trainer", trainer)
     world_size = comm.get_world_size()
@@ -249,6 +271,28 @@ def gen_save_best_models_by_val_score(
 
     :return: the Checkpoint, attached.
     :raises TypeError: for an ``evaluator`` or ``trainer`` that is not an ignite_async ``Engine``.
+
+    >>> import asyncio, tempfile
+    >>> from pathlib import Path
+    >>> import torch
+    >>> from ignite_async import Engine, Events
+    >>> from ignite_async.contrib.common import gen_save_best_models_by_val_score
+    >>> trainer = Engine(lambda engine, batch: None)
+    >>> evaluator = Engine(lambda engine, batch: None)
+    >>> scores = iter([0.5, 0.9, 0.7])
+    >>> _ = evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics.update(acc=next(scores)))
+    >>> async def validate(engine):
+    ...     await evaluator.run([0])
+    >>> _ = trainer.add_event_handler(Events.EPOCH_COMPLETED, validate)
+    >>> with tempfile.TemporaryDirectory() as directory:
+    ...     best = gen_save_best_models_by_val_score(
+    ...         directory, evaluator, {"net": torch.nn.Linear(1, 1)}, "acc", n_saved=1, trainer=trainer
+    ...     )
+    ...     _ = asyncio.run(trainer.run([0], max_epochs=3))
+    ...     names = sorted(path.name for path in Path(directory).glob("*.pt"))
+    ...     best.close()
+    >>> names
+    ['best_net_2_val_acc=0.9000.pt']
     """
     _check_engine("evaluator", evaluator)
     if trainer is not None:
@@ -317,6 +361,20 @@ def add_early_stopping_by_val_score(
     ``score_sign=-1.0`` for a metric that should fall.
 
     :return: the EarlyStopping handler, attached.
+
+    >>> import asyncio
+    >>> from ignite_async import Engine, Events
+    >>> from ignite_async.contrib.common import add_early_stopping_by_val_score
+    >>> trainer = Engine(lambda engine, batch: None)
+    >>> evaluator = Engine(lambda engine, batch: None)
+    >>> losses = iter([0.5, 0.4, 0.45, 0.42, 0.41])
+    >>> _ = evaluator.add_event_handler(Events.COMPLETED, lambda e: e.state.metrics.update(loss=next(losses)))
+    >>> async def validate(engine):
+    ...     await evaluator.run([0])
+    >>> _ = trainer.add_event_handler(Events.EPOCH_COMPLETED, validate)
+    >>> _ = add_early_stopping_by_val_score(2, evaluator, trainer, "loss", score_sign=-1.0)
+    >>> asyncio.run(trainer.run([0], max_epochs=5)).epoch  # no better loss than epoch 2's in epochs 3 and 4
+    4
     """
     _check_engine("evaluator", evaluator)
     _check_engine("trainer", trainer)
@@ -385,6 +443,20 @@ def setup_tb_logging(
     done: ``await logger.close()``, or ``async with setup_tb_logging(...) as logger``.
 
     :raises TypeError: for ``optimizers`` or ``evaluators`` of the wrong type.
+
+    >>> import asyncio, tempfile
+    >>> from pathlib import Path
+    >>> from ignite_async import Engine, Events
+    >>> from ignite_async.contrib.common import setup_tb_logging
+    >>> trainer = Engine(lambda engine, batch: None)
+    >>> _ = trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: e.state.metrics.update(loss=1.5))
+    >>> async def main(directory):
+    ...     async with setup_tb_logging(directory, trainer, log_every_iters=2):
+    ...         await trainer.run(range(4))
+    >>> with tempfile.TemporaryDirectory() as directory:
+    ...     asyncio.run(main(directory))
+    ...     [path.name.startswith("events.out.tfevents") for path in Path(directory).iterdir()]
+    [True]
     """
     _check_logging_args(trainer, optimizers, evaluators, log_every_iters)
     logger = TensorBoardLogger(output_path, **kwargs)
@@ -442,7 +514,19 @@ def setup_http_logging(
     **kwargs: Any,
 ) -> HTTPLogger:
     """:func:`setup_tb_logging`'s records, POSTed to ``url`` by an :class:`~ignite_async.loggers.HTTPLogger`
-    (``kwargs`` go to it: ``run_id``, ``batch_size``, ``headers``, ...)."""
+    (``kwargs`` go to it: ``run_id``, ``batch_size``, ``headers``, ...).
+
+    Building and attaching it contacts nothing; records go out only while the trainer runs:
+
+    >>> import asyncio
+    >>> from ignite_async import Engine
+    >>> from ignite_async.contrib.common import setup_http_logging
+    >>> trainer = Engine(lambda engine, batch: None)
+    >>> logger = setup_http_logging("http://127.0.0.1:8000/metrics", trainer, log_every_iters=10, run_id="run-1")
+    >>> type(logger).__name__, logger.run_id
+    ('HTTPLogger', 'run-1')
+    >>> asyncio.run(logger.close())  # nothing was logged: nothing is sent
+    """
     _check_logging_args(trainer, optimizers, evaluators, log_every_iters)
     logger = HTTPLogger(url, **kwargs)
     _setup_logging(

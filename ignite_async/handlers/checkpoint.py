@@ -64,6 +64,24 @@ class CheckpointEvents(EventEnum):
 
     ``SAVED_CHECKPOINT`` fires once a checkpoint is durable and counted: its handlers find
     ``checkpointer.last_checkpoint`` naming the new file, whole, while training goes on.
+
+    >>> import asyncio, tempfile
+    >>> import torch
+    >>> from ignite_async import Engine, Events
+    >>> from ignite_async.handlers import Checkpoint, CheckpointEvents
+    >>> trainer = Engine(lambda e, b: None)
+    >>> trainer.register_events(*CheckpointEvents)  # to attach handlers before the first checkpoint
+    >>> saved = []
+    >>> with tempfile.TemporaryDirectory() as directory:
+    ...     checkpointer = Checkpoint({"model": torch.nn.Linear(1, 1)}, directory, n_saved=1)
+    ...     _ = trainer.add_event_handler(Events.EPOCH_COMPLETED, checkpointer)
+    ...     _ = trainer.add_event_handler(
+    ...         Checkpoint.SAVED_CHECKPOINT, lambda e: saved.append(checkpointer.last_checkpoint.name)
+    ...     )
+    ...     _ = asyncio.run(trainer.run([0, 1], max_epochs=2))
+    ...     checkpointer.close()
+    >>> saved
+    ['model_2.pt', 'model_4.pt']
     """
 
     SAVED_CHECKPOINT = "saved_checkpoint"
@@ -946,7 +964,15 @@ class Checkpoint:
 
     @staticmethod
     def get_default_score_fn(metric_name: str, score_sign: float = 1.0) -> Callable[[Engine], float]:
-        """A score function reading ``engine.state.metrics[metric_name]``; ``score_sign=-1.0`` for losses."""
+        """A score function reading ``engine.state.metrics[metric_name]``; ``score_sign=-1.0`` for losses.
+
+        >>> from ignite_async import Engine
+        >>> from ignite_async.handlers import Checkpoint
+        >>> engine = Engine(lambda e, b: None)
+        >>> engine.state.metrics["loss"] = 0.25
+        >>> Checkpoint.get_default_score_fn("loss", score_sign=-1.0)(engine)
+        -0.25
+        """
         if score_sign not in (1.0, -1.0):
             raise ValueError(f"score_sign must be 1.0 or -1.0, got {score_sign!r}")
 

@@ -34,6 +34,15 @@ class StateParamScheduler(BaseParamScheduler):
     :param save_history: append each value to ``engine.state.param_history[param_name]``.
     :param create_new: the attribute is new: :meth:`attach` raises if the state already has it (another handler
         may own it), and does not warn when it creates it.
+
+    A schedule of its own only needs :meth:`get_param`:
+
+    >>> from ignite_async.handlers import StateParamScheduler
+    >>> class Doubling(StateParamScheduler):
+    ...     def get_param(self):
+    ...         return 2**self.event_index
+    >>> Doubling.simulate_values(3, param_name="alpha")
+    [[0, 2], [1, 4], [2, 8]]
     """
 
     def __init__(self, param_name: str, save_history: bool = False, create_new: bool = False) -> None:
@@ -186,7 +195,17 @@ class ExpStateScheduler(StateParamScheduler):
 
 
 class StepStateScheduler(StateParamScheduler):
-    """``initial_value * gamma ** (event_index // step_size)``: times ``gamma`` every ``step_size`` events."""
+    """``initial_value * gamma ** (event_index // step_size)``: times ``gamma`` every ``step_size`` events.
+
+    >>> import asyncio
+    >>> from ignite_async import Engine, Events
+    >>> from ignite_async.handlers import StepStateScheduler
+    >>> engine = Engine(lambda e, b: None)
+    >>> scheduler = StepStateScheduler(1.0, 0.5, 2, "alpha", save_history=True, create_new=True)
+    >>> scheduler.attach(engine, Events.EPOCH_COMPLETED)
+    >>> asyncio.run(engine.run(range(2), max_epochs=4)).param_history["alpha"]
+    [1.0, 0.5, 0.5, 0.25]
+    """
 
     def __init__(
         self,
