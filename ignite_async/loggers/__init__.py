@@ -5,10 +5,19 @@ from __future__ import annotations
 from ignite_async.loggers.base import BaseLogger, LoggerWarning, Record, ThreadedLogger, ThreadedLoggerStatistics
 from ignite_async.loggers.http import HTTPLogger, HTTPLoggerError, HTTPLoggerStatistics
 from ignite_async.loggers.jsonlines import JSONLinesLogger, read_jsonl
-from ignite_async.loggers.tensorboard import TensorBoardLogger
+from ignite_async.loggers.tensorboard import (
+    GradsHistHandler,
+    GradsScalarHandler,
+    TensorBoardLogger,
+    TensorboardLogger,
+    WeightsHistHandler,
+    WeightsScalarHandler,
+)
 
 __all__ = [
     "BaseLogger",
+    "GradsHistHandler",
+    "GradsScalarHandler",
     "HTTPLogger",
     "HTTPLoggerError",
     "HTTPLoggerStatistics",
@@ -16,7 +25,10 @@ __all__ = [
     "LoggerWarning",
     "Record",
     "TensorBoardLogger",
+    "TensorboardLogger",
     "ThreadedLogger",
     "ThreadedLoggerStatistics",
+    "WeightsHistHandler",
+    "WeightsScalarHandler",
     "read_jsonl",
 ]
