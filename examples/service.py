@@ -666,6 +666,19 @@ def create_app(
     return app
 
 
+def app_from_settings(settings: Settings, token: str | None, token_source: str) -> FastAPI:
+    """The service as ``settings`` configure it (from the environment, or the command line over it)."""
+    return create_app(
+        settings.runs_dir,
+        token=token,
+        token_source=token_source,
+        max_running=settings.max_running,
+        keep_finished=settings.keep_finished,
+        finished_ttl=settings.finished_ttl,
+        body_timeout=settings.body_timeout,
+    )
+
+
 def app_from_env(environ: Mapping[str, str] = os.environ) -> FastAPI:
     """The app of ``uvicorn examples.service:app``, configured by ``IGNITE_ASYNC_SERVICE_*`` variables."""
     try:
@@ -673,15 +686,7 @@ def app_from_env(environ: Mapping[str, str] = os.environ) -> FastAPI:
         token, source = settings.read_token()
     except (ValueError, OSError) as exc:  # a bad variable is named; no traceback
         raise SystemExit(f"service: {exc}") from None
-    return create_app(
-        settings.runs_dir,
-        token=token,
-        token_source=source,
-        max_running=settings.max_running,
-        keep_finished=settings.keep_finished,
-        finished_ttl=settings.finished_ttl,
-        body_timeout=settings.body_timeout,
-    )
+    return app_from_settings(settings, token, source)
 
 
 # Built at import, for `uvicorn examples.service:app`; nothing is started or created until the lifespan.
@@ -724,15 +729,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
             f"--host {args.host} would serve other machines without authentication: "
             f"set {TOKEN_ENV} or --token-file, or use a loopback address such as 127.0.0.1"
         )
-    service = create_app(
-        settings.runs_dir,
-        token=token,
-        token_source=source,
-        max_running=settings.max_running,
-        keep_finished=settings.keep_finished,
-        finished_ttl=settings.finished_ttl,
-        body_timeout=settings.body_timeout,
-    )
+    service = app_from_settings(settings, token, source)
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"service: listening on http://{host}:{args.port}", file=sys.stderr, flush=True)
     uvicorn.run(
