@@ -2,7 +2,7 @@
 
     python _ctrl_c_worker.py BACKEND DIRECTORY [--blocked-handler]
 
-Prints "ready" once training is under way. With ``--blocked-handler``, a sync background handler blocks its
+Prints "ready" once 20 iterations have completed. With ``--blocked-handler``, a sync background handler blocks its
 thread for 60 s (a request without a timeout), which must not hold the end of the run back.
 """
 
@@ -31,7 +31,9 @@ async def main(directory: str, blocked_handler: bool) -> None:
     engine.add_event_handler(Events.INTERRUPT, checkpointer)
     if blocked_handler:
         engine.add_event_handler(Events.ITERATION_COMPLETED(once=1), background(lambda: threading.Event().wait(60)))
-    engine.add_event_handler(Events.ITERATION_COMPLETED(once=20), lambda: print("ready", flush=True))
+    # Once iteration 20 has completed with all its handlers: Ctrl-C during a firing of ITERATION_COMPLETED
+    # rewinds to the iteration before it, so "ready" at that firing would promise only 19.
+    engine.add_event_handler(Events.ITERATION_STARTED(once=21), lambda: print("ready", flush=True))
     await engine.run(epoch_length=10**9)
 
 
