@@ -165,9 +165,10 @@ class Engine:
         self._data_given_at: Any = None
         self._data_unused = True  # the current data had not already ended when it was given (see _give_data)
         self._cancelling = False  # INTERRUPT handlers are running because the run was cancelled
-        # Awaited when a run ends however it ends (not when it pauses): loggers flush, event streams close.
+        # Awaited when a run ends however it ends (not when it pauses), with the error that ended it (None: it
+        # completed or was terminated): loggers flush and set the run's status, event streams close.
         # Not an event: a handler on EXCEPTION_RAISED would swallow the run's errors.
-        self._run_end_callbacks: list[Callable[[], Awaitable[None]]] = []
+        self._run_end_callbacks: list[Callable[[BaseException | None], Awaitable[None]]] = []
         #: Seconds that INTERRUPT handlers get, shielded, when the run is cancelled from outside.
         self.cancel_grace_period = 10.0
 
@@ -668,17 +669,21 @@ class Engine:
         self._prepare_run(data, max_epochs, epoch_length, max_iters)
         self._feed.prefetch = prefetch
         try:
-            return await self._run_in_task_group()
-        finally:
-            if self._run_generator is None:  # the run ended (not paused): tell who waits for that
-                await self._notify_run_end()
+            state = await self._run_in_task_group()
+        except BaseException as exc:
+            if self._run_generator is None:  # the run ended (not paused): tell who waits for that, and how
+                await self._notify_run_end(exc)
+            raise
+        if self._run_generator is None:
+            await self._notify_run_end(None)
+        return state
 
-    async def _notify_run_end(self) -> None:
+    async def _notify_run_end(self, error: BaseException | None) -> None:
         # Shielded and bounded, like INTERRUPT on cancellation: loggers flush, streams close.
         with anyio.move_on_after(self.cancel_grace_period, shield=True):
             for callback in list(self._run_end_callbacks):
                 try:
-                    await callback()
+                    await callback(error)
                 except Exception:
                     self.logger.exception("An end-of-run callback failed")
 

@@ -44,7 +44,7 @@ class EventStream:
         self._buffer.append(self._engine._snapshot_view().state)
         self._wake()
 
-    async def _close(self) -> None:
+    async def _close(self, error: BaseException | None = None) -> None:
         self._closed = True
         self._wake()
 

@@ -190,7 +190,7 @@ class BaseLogger(ABC):
     async def _ship(self, engine: Engine, records: list[Record]) -> None:
         """Take ``records`` (on the event loop); send or write them without blocking the training step."""
 
-    async def _on_run_end(self, engine: Engine | None = None) -> None:
+    async def _on_run_end(self, engine: Engine | None = None, error: BaseException | None = None) -> None:
         """When a run ends, however it ends: send or write everything held."""
         await self.flush()
 
@@ -308,7 +308,7 @@ class ThreadedLogger(BaseLogger):
         """Write (and make durable) every record held now; wait at most ``flush_timeout`` seconds for it."""
         await self._flush(None)
 
-    async def _on_run_end(self, engine: Engine | None = None) -> None:
+    async def _on_run_end(self, engine: Engine | None = None, error: BaseException | None = None) -> None:
         await self._flush(None if engine is not None and self._another_run_is_on(engine) else "release")
 
     async def close(self) -> None:

@@ -447,7 +447,7 @@ class HTTPLogger(BaseLogger):
             self._wake(self._filled)
         await super()._on_interrupt(engine)
 
-    async def _on_run_end(self, engine: Engine | None = None) -> None:
+    async def _on_run_end(self, engine: Engine | None = None, error: BaseException | None = None) -> None:
         if engine is not None and self._another_run_is_on(engine):
             return  # e.g. an evaluator inside a trainer: the trainer's run sends it
         try:
