@@ -679,13 +679,21 @@ class Engine:
         return state
 
     async def _notify_run_end(self, error: BaseException | None) -> None:
-        # Shielded and bounded, like INTERRUPT on cancellation: loggers flush, streams close.
+        # Shielded and bounded, like INTERRUPT on cancellation: loggers flush, streams close. Every callback
+        # runs; the first failure fails a run that otherwise ended well (a logger's last records refused),
+        # and is logged beside the error that ended a run that did not.
+        failure: Exception | None = None
         with anyio.move_on_after(self.cancel_grace_period, shield=True):
             for callback in list(self._run_end_callbacks):
                 try:
                     await callback(error)
-                except Exception:
-                    self.logger.exception("An end-of-run callback failed")
+                except Exception as exc:
+                    if error is not None or failure is not None:
+                        self.logger.exception("An end-of-run callback failed")
+                    else:
+                        failure = exc
+        if failure is not None:
+            raise failure
 
     async def _run_in_task_group(self) -> State:
         if self._run_generator is None:

@@ -217,9 +217,10 @@ class BaseLogger(ABC):
 class ThreadedLoggerStatistics:
     """Counts of a :class:`ThreadedLogger`'s records, with ``written + dropped + pending == logged`` always.
 
-    ``logged``: records the handlers collected; ``written``: records the sink took; ``dropped``: records of
-    writes that failed, or logged after :meth:`~ThreadedLogger.close`; ``pending``: not written yet
-    (waiting, or in the write running now); ``writes``: writes that completed.
+    ``logged``: records the handlers collected; ``written`` (also ``sent``): records the sink took;
+    ``dropped``: records given up (a failed write, more than ``max_pending`` waiting, logged after
+    :meth:`~ThreadedLogger.close`); ``pending``: not written yet (waiting, or in the write running now);
+    ``retried``: writes attempted again after a failure; ``writes``: writes that completed.
     """
 
     written: int = 0
@@ -227,38 +228,61 @@ class ThreadedLoggerStatistics:
     pending: int = 0
     logged: int = 0
     writes: int = 0
+    retried: int = 0
+
+    @property
+    def sent(self) -> int:
+        """The records the sink took (``written``), under the name :class:`HTTPLoggerStatistics` uses."""
+        return self.written
 
 
 class ThreadedLogger(BaseLogger):
     """A logger whose sink is written by a writer thread of its own: one write at a time, in order, each
-    taking every record collected so far.
+    taking the records collected so far (at most ``_write_batch_size`` of them).
 
     The event loop only appends records to a list (under a lock that no write holds), so a slow sink never
     holds the training step back. The end of a run and :meth:`close` wait at most ``flush_timeout`` seconds
     for the writes (a sink that hangs cannot hang the run); records still unwritten then stay pending, and
-    are reported in a :class:`LoggerWarning`. When the last run that logs to it ends, the sink is released
-    (:meth:`_release_sink`); the next write may reopen it. Subclasses implement :meth:`_write` and
-    :meth:`_close_sink`, both called only from the writer thread.
+    are reported in a :class:`LoggerWarning`. With ``max_pending``, at most that many records wait: beyond
+    it the oldest are dropped, counted and reported. A failed write goes to :meth:`_on_write_error`, which
+    retries it, drops its records, or (the default) raises the error on the event loop at the next record or
+    flush. When the last run that logs to it ends, the sink is released (:meth:`_release_sink`); the next
+    write may reopen it. Subclasses implement :meth:`_write` and :meth:`_close_sink`, both called only from
+    the writer thread.
 
     :param flush_timeout: seconds that the end of a run, :meth:`flush` and :meth:`close` wait for writes.
-    :raises ValueError: for a ``flush_timeout`` that is not a finite number > 0.
+    :param max_pending: the most records that may wait for the sink (None: no bound).
+    :raises ValueError: for a ``flush_timeout`` that is not a finite number > 0, or a ``max_pending`` < 1.
     """
 
-    def __init__(self, *, flush_timeout: float = 10.0) -> None:
+    #: The most records one :meth:`_write` gets (None: all that are pending), e.g. a tracker's batch limit.
+    _write_batch_size: int | None = None
+
+    def __init__(self, *, flush_timeout: float = 10.0, max_pending: int | None = None) -> None:
         super().__init__()
         self.flush_timeout = check_seconds("flush_timeout", flush_timeout)
+        if max_pending is not None and (isinstance(max_pending, bool) or not isinstance(max_pending, int)):
+            raise ValueError(f"max_pending must be an integer >= 1 or None, got {max_pending!r}")
+        if max_pending is not None and max_pending < 1:
+            raise ValueError(f"max_pending must be >= 1 (or None for no bound), got {max_pending!r}")
+        self.max_pending = max_pending
         # Guards everything below. The loop holds it only to append or read counters; writes happen outside it.
         self._cond = threading.Condition()
         self._pending: list[Record] = []
         self._in_write = 0  # records in the write running now
         self._write_started: float | None = None
-        self._logged = self._written = self._dropped = self._writes = 0
-        # Flush requests, by number: the writer serves every request made before it took its records.
+        self._logged = self._written = self._dropped = self._writes = self._retried = 0
+        # Records ever queued, and of those ever taken (written, or dropped for max_pending): a flush is
+        # served once every record queued before it was taken and its write is done.
+        self._queued = self._taken = 0
         self._requested = 0
         self._served = 0
-        self._sink_action: Literal["release", "close"] | None = None  # for the writer, after its next write
+        self._requests: list[tuple[int, int, Literal["release", "close"] | None]] = []  # (ticket, queued, action)
         self._error: BaseException | None = None  # a failed write, raised on the loop at the next chance
+        self._reports: list[str] = []  # dropped records, for a LoggerWarning on the loop
+        self._overflowed = 0  # dropped for max_pending since the last warning about it
         self._closed = False
+        self._abandoned = False  # closed with writes unfinished: a retrying write gives up
         self._thread: threading.Thread | None = None
         self._writer_waiting = False
 
@@ -274,8 +298,24 @@ class ThreadedLogger(BaseLogger):
         """Let go of the sink's files when no run is logging (in the writer thread); :meth:`_write` reopens
         it if the logger is used again. By default the sink stays open until :meth:`close`."""
 
+    def _on_write_error(self, error: BaseException, attempt: int) -> float | Literal["drop", "raise"]:
+        """Decide what becomes of the records of a failed :meth:`_write` (in the writer thread).
+
+        ``attempt`` is 0 at the first failure of these records. Return a delay in seconds to write the same
+        records again after it (counted in ``statistics().retried``), ``"drop"`` to drop them (counted, and
+        reported in a :class:`LoggerWarning` on the event loop), or ``"raise"`` (the default) to drop them and
+        raise ``error`` on the event loop at the next record or flush, failing the run.
+        """
+        return "raise"
+
+    def _report(self, text: str) -> None:
+        """Have ``text`` said in a :class:`LoggerWarning` on the event loop, at the next record or flush
+        (for the writer thread, which must not warn where nobody sees it)."""
+        with self._cond:
+            self._reports.append(text)
+
     def statistics(self) -> ThreadedLoggerStatistics:
-        """Records logged, written, dropped and pending, and completed writes."""
+        """Records logged, written, dropped and pending, retried and completed writes."""
         with self._cond:
             return ThreadedLoggerStatistics(
                 written=self._written,
@@ -283,26 +323,55 @@ class ThreadedLogger(BaseLogger):
                 pending=len(self._pending) + self._in_write,
                 logged=self._logged,
                 writes=self._writes,
+                retried=self._retried,
             )
 
     # ------------------------------------------------------------------ on the event loop
 
     async def _ship(self, engine: Engine, records: list[Record]) -> None:
+        overflow_warning = None
         with self._cond:
             self._logged += len(records)
             if self._closed:
                 self._dropped += len(records)
             else:
                 self._pending += records
+                self._queued += len(records)
+                overflow_warning = self._drop_overflow()
                 if self._thread is None:
                     self._start_writer()
                 elif self._writer_waiting:  # else it takes these when its write is done
                     self._cond.notify()
             error, self._error = self._error, None
+            reports, self._reports = self._reports, []
+        if overflow_warning is not None:
+            warnings.warn(overflow_warning, LoggerWarning, stacklevel=3)
+        self._warn(reports)
         if self._closed:
             raise RuntimeError(f"{type(self).__name__} is closed: {len(records)} records not written")
         if error is not None:
             raise error
+
+    def _drop_overflow(self) -> str | None:
+        # With self._cond held. The oldest go: the newest say most about where training is now.
+        if self.max_pending is None or len(self._pending) <= self.max_pending:
+            return None
+        over = len(self._pending) - self.max_pending
+        del self._pending[:over]
+        self._taken += over
+        self._dropped += over
+        first = self._overflowed == 0
+        self._overflowed += over
+        if not first:
+            return None  # one warning per episode; the flush reports the total
+        return (
+            f"{type(self).__name__}: more than max_pending={self.max_pending} records wait for a sink slower "
+            "than the logging: dropping the oldest (counted in statistics().dropped)"
+        )
+
+    def _warn(self, reports: list[str]) -> None:
+        for report in reports:
+            warnings.warn(f"{type(self).__name__}: {report}", LoggerWarning, stacklevel=4)
 
     async def flush(self) -> None:
         """Write (and make durable) every record held now; wait at most ``flush_timeout`` seconds for it."""
@@ -313,7 +382,7 @@ class ThreadedLogger(BaseLogger):
 
     async def close(self) -> None:
         """Write what is held and close the sink, waiting at most ``flush_timeout`` seconds; later records
-        are refused (a RuntimeError)."""
+        are refused (a RuntimeError), and records still unwritten then are dropped."""
         if self._closed:
             return
         await self._flush("close")
@@ -326,8 +395,7 @@ class ThreadedLogger(BaseLogger):
                 self._closed = True
             self._requested += 1
             ticket = self._requested
-            if action is not None and self._sink_action != "close":
-                self._sink_action = action
+            self._requests.append((ticket, self._queued, action))
             self._start_writer()
             self._cond.notify()
         # A waiter abandoned on cancellation only sleeps out its timeout; the writer goes on regardless.
@@ -340,15 +408,29 @@ class ThreadedLogger(BaseLogger):
             )
             raise
         with self._cond:
+            if not done and action == "close":
+                self._abandoned = True  # a write being retried gives up: nothing will wait for it
+                self._cond.notify_all()
             error, self._error = self._error, None
+            reports, self._reports = self._reports, []
+            overflowed, self._overflowed = self._overflowed, 0
             unwritten = self._unwritten()
             busy_for = None if self._write_started is None else time.monotonic() - self._write_started
+        if overflowed:
+            reports.append(
+                f"{overflowed} records dropped since the last flush: more than max_pending={self.max_pending}"
+            )
+        self._warn(reports)
         if not done:
             stuck = f" (a write has been running for {busy_for:.1f} s)" if busy_for is not None else ""
+            fate = (
+                "the logger is closed: they are lost"
+                if action == "close"
+                else "they stay pending and are written if the sink recovers (lost if the process exits first)"
+            )
             warnings.warn(
                 f"{type(self).__name__}: {unwritten} records not written within flush_timeout="
-                f"{self.flush_timeout:g} s{stuck}; they stay pending and are written if the sink recovers "
-                "(lost if the process exits first)",
+                f"{self.flush_timeout:g} s{stuck}; {fate}",
                 LoggerWarning,
                 stacklevel=3,
             )
@@ -373,29 +455,50 @@ class ThreadedLogger(BaseLogger):
 
     # ------------------------------------------------------------------ in the writer thread
 
+    def _take(self) -> tuple[list[Record], int, Literal["release", "close"] | None] | None:
+        """The next records to write, the flush ticket their write serves, and the sink action after it;
+        None once idle for a while (with self._cond held)."""
+        while not self._pending and not self._requests:
+            self._writer_waiting = True
+            woken = self._cond.wait(_WRITER_LINGER)
+            self._writer_waiting = False
+            if not woken and not self._pending and not self._requests:
+                self._thread = None  # idle: the next record starts a new writer
+                return None
+        size = self._write_batch_size
+        if size is None or len(self._pending) <= size:
+            records, self._pending = self._pending, []  # a swap: the loop's lock is held for no copy
+        else:
+            records, self._pending = self._pending[:size], self._pending[size:]
+        self._taken += len(records)
+        ticket = self._served
+        action: Literal["release", "close"] | None = None
+        while self._requests and self._requests[0][1] <= self._taken:
+            ticket, _, requested_action = self._requests.pop(0)
+            if requested_action == "close" or (requested_action == "release" and action is None):
+                action = requested_action
+        self._in_write = len(records)
+        self._write_started = time.monotonic()
+        return records, ticket, action
+
     def _run_writer(self) -> None:
         while True:
             with self._cond:
-                while not self._pending and self._served == self._requested:
-                    self._writer_waiting = True
-                    woken = self._cond.wait(_WRITER_LINGER)
-                    self._writer_waiting = False
-                    if not woken and not self._pending and self._served == self._requested:
-                        self._thread = None  # idle: the next record starts a new writer
-                        return
-                records, self._pending = self._pending, []
-                ticket = self._requested
+                taken = self._take()
+                if taken is None:
+                    return
+                records, ticket, action = taken
                 durable = ticket != self._served
-                action, self._sink_action = self._sink_action, None
-                self._in_write = len(records)
-                self._write_started = time.monotonic()
-            write_error: BaseException | None = None
+            write_error = self._write_retrying(records, durable)
+            with self._cond:  # counted before the sink action, which may take a while (a tracker's status)
+                self._in_write = 0
+                self._write_started = None
+                if write_error is None:
+                    self._written += len(records)
+                    self._writes += 1 if records else 0
+                else:
+                    self._dropped += len(records)
             sink_error: BaseException | None = None
-            try:
-                if records or durable:
-                    self._write(records, durable)
-            except BaseException as exc:  # handed to the loop, which raises it
-                write_error = exc
             try:
                 if action == "close":
                     self._close_sink()
@@ -404,15 +507,37 @@ class ThreadedLogger(BaseLogger):
             except BaseException as exc:
                 sink_error = exc
             with self._cond:
-                self._in_write = 0
-                self._write_started = None
-                if write_error is None:
-                    self._written += len(records)
-                    self._writes += 1 if records else 0
-                else:
-                    self._dropped += len(records)
-                error = write_error or sink_error
-                if error is not None and self._error is None:
-                    self._error = error
+                if sink_error is not None and self._error is None:
+                    self._error = sink_error
                 self._served = ticket
                 self._cond.notify_all()
+
+    def _write_retrying(self, records: list[Record], durable: bool) -> BaseException | None:
+        """Write ``records``, as :meth:`_on_write_error` decides on failures; the error if they are dropped."""
+        attempt = 0
+        while True:
+            try:
+                if records or durable:
+                    self._write(records, durable)
+                return None
+            except BaseException as exc:
+                try:
+                    decision = self._on_write_error(exc, attempt)
+                except BaseException as hook_error:  # a broken hook must not kill the writer
+                    hook_error.__context__ = exc
+                    exc, decision = hook_error, "raise"
+                if not isinstance(decision, str):
+                    with self._cond:
+                        # A closed logger whose flush timed out waits for nobody: give up rather than retry.
+                        if not self._cond.wait_for(lambda: self._abandoned, max(0.0, float(decision))):
+                            self._retried += 1
+                            attempt += 1
+                            continue
+                        decision = "drop"
+                if decision == "drop":
+                    self._report(f"{len(records)} records dropped: {type(exc).__name__}: {exc}")
+                else:
+                    with self._cond:
+                        if self._error is None:
+                            self._error = exc
+                return exc

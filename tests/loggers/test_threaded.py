@@ -22,8 +22,15 @@ pytestmark = pytest.mark.anyio
 class Sink(ThreadedLogger):
     """Keeps what it is given; each write takes ``delay`` seconds, or waits for ``release`` if ``hang``."""
 
-    def __init__(self, delay: float = 0.0, hang: bool = False, fail: bool = False, flush_timeout: float = 10.0):
-        super().__init__(flush_timeout=flush_timeout)
+    def __init__(
+        self,
+        delay: float = 0.0,
+        hang: bool = False,
+        fail: bool = False,
+        flush_timeout: float = 10.0,
+        max_pending: int | None = None,
+    ):
+        super().__init__(flush_timeout=flush_timeout, max_pending=max_pending)
         self.delay, self.hang, self.fail = delay, hang, fail
         self.written: list[Record] = []
         self.release = threading.Event()
@@ -236,3 +243,135 @@ def test_bad_arguments() -> None:
     for value in (0, -1, float("inf"), None):
         with pytest.raises(ValueError, match="flush_timeout must be"):
             Sink(flush_timeout=value)  # type: ignore[arg-type]
+    for value in (0, -3, 1.5, True):
+        with pytest.raises(ValueError, match="max_pending must be"):
+            Sink(max_pending=value)  # type: ignore[arg-type]
+
+
+class Gated(ThreadedLogger):
+    """Each write waits until the test opens the gate; a planned number of writes fail with ``error``."""
+
+    def __init__(self, failures: int = 0, decision: object = "raise", **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+        self.failures, self.decision = failures, decision
+        self.batches: list[list[Record]] = []
+        self.attempts: list[int] = []
+        self.closed = threading.Event()
+
+    def _write(self, records: list[Record], durable: bool) -> None:
+        if not records:
+            return
+        self.entered.set()
+        assert self.gate.wait(30)
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("tracker unreachable")
+        self.batches.append(records)
+
+    def _on_write_error(self, error: BaseException, attempt: int) -> float | str:  # type: ignore[override]
+        self.attempts.append(attempt)
+        return self.decision  # type: ignore[return-value]
+
+    def _close_sink(self) -> None:
+        self.closed.set()
+
+
+async def test_max_pending_drops_the_oldest_counts_them_and_warns() -> None:
+    logger = Gated(max_pending=5)
+    logger.gate.clear()  # the sink stalls: records pile up behind its first write
+    engine = Engine(step)
+    attach(logger, engine)
+
+    @engine.on(Events.ITERATION_COMPLETED(once=1))
+    async def first_write_started() -> None:
+        assert await anyio.to_thread.run_sync(logger.entered.wait, 20)
+
+    @engine.on(Events.COMPLETED)
+    def open_gate() -> None:
+        logger.gate.set()
+
+    with pytest.warns(LoggerWarning, match="max_pending=5") as caught:
+        await engine.run(range(1, 21))
+    stats = logger.statistics()
+    assert adds_up(stats)
+    # Record 1 was in the stalled write; of 2..20 only the newest 5 were left waiting.
+    assert [r.value for b in logger.batches for r in b] == [1.0, 16.0, 17.0, 18.0, 19.0, 20.0]
+    assert (stats.written, stats.dropped, stats.pending) == (6, 14, 0)
+    assert any("14 records dropped since the last flush" in str(w.message) for w in caught)
+
+
+async def test_write_batch_size_bounds_each_write_and_a_flush_waits_for_all() -> None:
+    class Batched(Gated):
+        _write_batch_size = 4
+
+    logger = Batched()
+    logger.gate.clear()
+    engine = Engine(step)
+    attach(logger, engine)
+
+    @engine.on(Events.ITERATION_COMPLETED(once=1))
+    async def first_write_started() -> None:
+        assert await anyio.to_thread.run_sync(logger.entered.wait, 20)
+
+    @engine.on(Events.COMPLETED)
+    def open_gate() -> None:
+        logger.gate.set()
+
+    await engine.run(range(1, 12))  # the end-of-run flush returns once all 11 are written
+    assert [len(b) for b in logger.batches] == [1, 4, 4, 2]
+    assert [r.value for b in logger.batches for r in b] == [float(i) for i in range(1, 12)]
+    assert logger.statistics().writes == 4
+
+
+async def test_on_write_error_retries_the_same_records_and_counts_it() -> None:
+    logger = Gated(failures=3, decision=0.0)
+    engine = Engine(step)
+    attach(logger, engine)
+    await engine.run(range(1, 6))
+    stats = logger.statistics()
+    assert [r.value for b in logger.batches for r in b] == [1.0, 2.0, 3.0, 4.0, 5.0]  # nothing lost or doubled
+    assert (stats.written, stats.dropped, stats.retried) == (5, 0, 3)
+    assert logger.attempts == [0, 1, 2]
+
+
+async def test_on_write_error_drop_counts_and_warns_without_failing_the_run() -> None:
+    logger = Gated(failures=1, decision="drop")
+    engine = Engine(step)
+    attach(logger, engine)
+    with pytest.warns(LoggerWarning, match=r"records dropped: ConnectionError: tracker unreachable"):
+        await engine.run(range(1, 6))
+    stats = logger.statistics()
+    assert adds_up(stats)
+    assert stats.dropped >= 1
+    assert stats.written == 5 - stats.dropped
+    assert stats.retried == 0
+
+
+async def test_close_gives_up_a_write_that_retries_forever() -> None:
+    logger = Gated(failures=10**9, decision=0.05, flush_timeout=0.5)
+    engine = Engine(step)
+    attach(logger, engine)
+    with pytest.warns(LoggerWarning, match=r"3 records not written within flush_timeout=0.5 s.*; they stay pending"):
+        await engine.run(range(3))
+    with pytest.warns(LoggerWarning, match="the logger is closed: they are lost"):
+        await logger.close()
+    assert await anyio.to_thread.run_sync(logger.closed.wait, 20)  # it stopped retrying: nobody waits for it
+    stats = logger.statistics()
+    assert (stats.logged, stats.dropped, stats.written) == (3, 3, 0)
+    assert stats.retried >= 1
+
+
+async def test_a_write_failing_at_the_end_of_run_flush_fails_the_run() -> None:
+    # The last records reach the sink only at the end-of-run flush: their loss must reach run()'s caller,
+    # not only the log (it used to be logged as "An end-of-run callback failed" and the run completed).
+    logger = Sink(fail=True)
+    engine = Engine(step)
+    logger.attach_output_handler(engine, Events.COMPLETED, "train", output_transform=lambda x: x)
+    with pytest.raises(OSError, match="No space left on device"):
+        await engine.run(range(3))
+    assert engine.state.iteration == 3  # the run itself completed
+    stats = logger.statistics()
+    assert (stats.logged, stats.dropped, stats.written) == (1, 1, 0)
