@@ -78,3 +78,12 @@ def fill(directory: Path) -> None:
 def checkpoint_files(directory: Path) -> list[str]:
     """The names of the files in ``directory``, but for the lock files by which checkpoint names are claimed."""
     return sorted(p.name for p in directory.iterdir() if not p.name.endswith(".lock"))
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URI of a real MLflow tracking server on 127.0.0.1, shared by the session's tests."""
+    from tests.loggers._mlflow_server import mlflow_server as serve
+
+    with serve(tmp_path_factory.mktemp("mlflow")) as uri:
+        yield uri

@@ -9,7 +9,8 @@ directory, the current one while the README runs.
 
 The names a reader is told to bring are given to the namespace, as the README says next to the block:
 ``loader`` (a DataLoader of 10 ``(x, y)`` batches like ``data``), ``client`` (an ``httpx.AsyncClient`` for
-a real server on 127.0.0.1) and ``websocket`` (an object that records what it is sent). Some blocks get
+a real server on 127.0.0.1), ``websocket`` (an object that records what it is sent) and ``tracking_uri`` (a
+real ``mlflow server`` on 127.0.0.1). Some blocks get
 more than a namespace, also as the README says next to them:
 
 - the SIGTERM block runs first in a "process" that receives SIGTERM (sent to this process once the run is
@@ -92,8 +93,9 @@ def make_loader() -> DataLoader[Any]:
 class Readme:
     """The README run for one backend: a namespace, and how far the blocks have run in it."""
 
-    def __init__(self, client: httpx.AsyncClient, collector: Collector) -> None:
+    def __init__(self, client: httpx.AsyncClient, collector: Collector, tracking_uri: str) -> None:
         self.client = client
+        self.tracking_uri = tracking_uri
         self.collector = collector
         self.namespace = self.fresh_namespace()
         self.done = 0  # blocks run in self.namespace
@@ -107,6 +109,7 @@ class Readme:
             "loader": make_loader(),
             "client": self.client,
             "websocket": RecordingWebSocket(),
+            "tracking_uri": self.tracking_uri,
         }
 
     async def run_through(self, block: Block) -> None:
@@ -248,13 +251,15 @@ async def execute(block: Block, namespace: dict[str, Any]) -> None:
 
 
 @pytest.fixture(scope="module")
-async def readme(tmp_path_factory: pytest.TempPathFactory, anyio_backend: str) -> AsyncIterator[Readme]:
+async def readme(
+    tmp_path_factory: pytest.TempPathFactory, anyio_backend: str, mlflow_server: str
+) -> AsyncIterator[Readme]:
     directory = tmp_path_factory.mktemp(f"readme-{anyio_backend}")
     collector = Collector()
     with pytest.MonkeyPatch.context() as patch, serve(collector, path="") as url:
         patch.chdir(directory)
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-            run = Readme(client, collector)
+            run = Readme(client, collector, mlflow_server)
             yield run
         # Each block's time, for the curious (pytest -s); the whole README must stay well under 30 s.
         print(f"\nREADME on {anyio_backend}: " + ", ".join(f"{k} {v:.2f}s" for k, v in run.seconds.items()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ignite_async.loggers.base import BaseLogger, LoggerWarning, Record, ThreadedLogger, ThreadedLoggerStatistics
 from ignite_async.loggers.http import HTTPLogger, HTTPLoggerError, HTTPLoggerStatistics
 from ignite_async.loggers.jsonlines import JSONLinesLogger, read_jsonl
+from ignite_async.loggers.mlflow import MLflowCheckpointSaver, MLflowCheckpointStatistics, MLflowLogger
 from ignite_async.loggers.tensorboard import (
     GradsHistHandler,
     GradsScalarHandler,
@@ -13,6 +14,7 @@ from ignite_async.loggers.tensorboard import (
     WeightsHistHandler,
     WeightsScalarHandler,
 )
+from ignite_async.loggers.wandb import WandBLogger
 
 __all__ = [
     "BaseLogger",
@@ -23,11 +25,15 @@ __all__ = [
     "HTTPLoggerStatistics",
     "JSONLinesLogger",
     "LoggerWarning",
+    "MLflowCheckpointSaver",
+    "MLflowCheckpointStatistics",
+    "MLflowLogger",
     "Record",
     "TensorBoardLogger",
     "TensorboardLogger",
     "ThreadedLogger",
     "ThreadedLoggerStatistics",
+    "WandBLogger",
     "WeightsHistHandler",
     "WeightsScalarHandler",
     "read_jsonl",

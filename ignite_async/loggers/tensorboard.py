@@ -72,12 +72,7 @@ class TensorBoardLogger(ThreadedLogger):
 
         :raises TypeError: if ``log_handler`` is not one of those handlers.
         """
-        if not isinstance(log_handler, _ModelHandler):
-            raise TypeError(
-                "log_handler must be a WeightsScalarHandler, GradsScalarHandler, WeightsHistHandler or "
-                f"GradsHistHandler, got {log_handler!r}"
-            )
-        self._attach(engine, event_name, log_handler._collect)
+        _check_model_handler(log_handler).attach_to(self, engine, event_name)
 
     def _write(self, records: list[Record], durable: bool) -> None:
         for r in records:
@@ -138,6 +133,19 @@ class _ModelHandler(ABC):
     @abstractmethod
     def _record(self, tag: str, name: str, tensor: torch.Tensor, at: Record) -> Record:
         """The record of ``tensor``, at the step and time of ``at``."""
+
+    def attach_to(self, logger: ThreadedLogger, engine: Engine, event_name: Any) -> None:
+        """Collect with this handler on the event loop each time ``event_name`` fires; ``logger`` writes it."""
+        logger._attach(engine, event_name, self._collect)
+
+
+def _check_model_handler(log_handler: object) -> _ModelHandler:
+    if not isinstance(log_handler, _ModelHandler):
+        raise TypeError(
+            "log_handler must be a WeightsScalarHandler, GradsScalarHandler, WeightsHistHandler or "
+            f"GradsHistHandler, got {log_handler!r}"
+        )
+    return log_handler
 
 
 class _ScalarHandler(_ModelHandler):
