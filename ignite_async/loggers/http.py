@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import random
+import re
 import threading
 import time
 import uuid
@@ -196,7 +197,7 @@ class HTTPLogger(BaseLogger):
         text = text.replace(self.url, self.safe_url)
         for secret in self._secrets:
             text = text.replace(secret, "***")
-        return text
+        return _redact_urls_in(text)
 
     # ------------------------------------------------------------------ taking records (on the loop)
 
@@ -653,6 +654,16 @@ def _redact(url: str) -> str:
     _, at, host = parts.netloc.rpartition("@")
     netloc = f"***@{host}" if at else host
     return urlunsplit((parts.scheme, netloc, parts.path, "***" if parts.query else "", ""))
+
+
+# Any URL's credentials and query, in whatever encoding a message shows it (httpx percent-encodes them).
+_URL_USERINFO = re.compile(r"(?i)\b(https?://)[^\s/@]+@")
+_URL_QUERY = re.compile(r"(?i)\b(https?://[^\s?#\"']*)[?#][^\s\"']*")
+
+
+def _redact_urls_in(text: str) -> str:
+    """``text`` with every http(s) URL's credentials and query string replaced by ``***``."""
+    return _URL_QUERY.sub(r"\1?***", _URL_USERINFO.sub(r"\1***@", text))
 
 
 def _secrets_of(url: str) -> list[str]:

@@ -413,6 +413,31 @@ async def test_credentials_and_query_strings_appear_in_no_message(caplog: pytest
     assert [m for m in messages if any(s in m for s in secrets)] == []
 
 
+@pytest.mark.parametrize(
+    ("userinfo", "query", "secrets"),
+    [
+        ("u:p@ss", "token=plain", ("p@ss", "p%40ss", "plain")),  # an '@' in the password
+        ("alice:päss", "token=tökén", ("päss", "p%C3%A4ss", "tökén", "t%C3%B6k%C3%A9n")),  # non-ASCII
+        ("alice:pw", 'token=a"b', ('a"b', "a%22b")),  # a quote in the query
+    ],
+)
+async def test_httpx_log_lines_show_no_secret_in_any_encoding(
+    caplog: pytest.LogCaptureFixture, userinfo: str, query: str, secrets: tuple[str, ...]
+) -> None:
+    # httpx logs each request's URL percent-encoded, which a search for the secrets as given misses.
+    caplog.set_level(logging.DEBUG)
+    with serve(Collector(fault_for=lambda n: 401)) as base:
+        engine = Engine(step)
+        logger = HTTPLogger(f"http://{userinfo}@127.0.0.1:{urlsplit(base).port}/x?{query}", batch_size=5)
+        attach(logger, engine)
+        with pytest.raises(HTTPLoggerError) as refused:
+            await engine.run(range(10))
+        await logger.close()
+    messages = [str(refused.value), caplog.text, *(r.getMessage() for r in caplog.records)]
+    assert any("HTTP Request: POST http://***@127.0.0.1" in m and "/x?***" in m for m in messages)
+    assert [m for m in messages if any(s in m for s in secrets)] == []
+
+
 async def test_records_dropped_in_an_outage_are_spooled_and_resent_later(tmp_path: Path) -> None:
     spool = tmp_path / "spool" / "unsent.jsonl"
     with refusing() as url:

@@ -84,20 +84,19 @@ class SlowSink(ThreadedLogger):
         pass
 
 
-async def measure_gaps(seconds: float) -> tuple[list[float], SlowSink, int, int]:
-    """Iterate a trivial async step for ``seconds`` beside a slow sink; return the sorted gaps between
-    iterations, the logger, the iterations, and the most iterations that ran during one write."""
-    logger = SlowSink()
+async def measure_gaps(seconds: float, logger: SlowSink | None) -> tuple[list[float], int, int]:
+    """Iterate a trivial async step for ``seconds`` beside ``logger`` (a slow sink, or none); return the sorted
+    gaps between iterations, the iterations, and the most iterations that ran during one write."""
     engine = Engine(step)
-    attach(logger, engine)
+    if logger is not None:
+        attach(logger, engine)
     stamps: list[float] = []
     broken: list[ThreadedLoggerStatistics] = []
     end = time.perf_counter() + seconds
 
     def tick(engine: Engine) -> None:
         stamps.append(time.perf_counter())
-        s = logger.statistics()
-        if not adds_up(s):
+        if logger is not None and not adds_up(s := logger.statistics()):
             broken.append(s)
         if stamps[-1] > end:
             engine.terminate()
@@ -111,28 +110,41 @@ async def measure_gaps(seconds: float) -> tuple[list[float], SlowSink, int, int]
     finally:
         gc.enable()
     assert broken == []
-    during = [bisect.bisect(stamps, b) - bisect.bisect(stamps, a) for a, b in logger.spans]
+    spans = logger.spans if logger is not None else []
+    during = [bisect.bisect(stamps, b) - bisect.bisect(stamps, a) for a, b in spans]
     gaps = sorted(b - a for a, b in itertools.pairwise(stamps))
-    return gaps, logger, state.iteration, max(during)
+    return gaps, state.iteration, max(during, default=0)
 
 
 async def test_a_slow_sink_never_holds_the_event_loop() -> None:
-    # The loop appends records and goes on; a write (50 ms) takes everything collected meanwhile.
+    # The loop appends records and goes on; a write (50 ms) takes everything collected meanwhile. A loop that
+    # waited for a write would show gaps of 50 ms; the machine alone (the OS, the GIL handed to the writer
+    # thread and back, other processes on 2 cores) shows a few ms, so each attempt measures the same loop
+    # without a logger beside it, and the logger must add no pause beyond what the machine shows.
     for attempt in range(3):
-        gaps, logger, iterations, during_one_write = await measure_gaps(1.0)
+        baseline, _, _ = await measure_gaps(0.5, None)
+        logger = SlowSink()
+        gaps, iterations, during_one_write = await measure_gaps(1.0, logger)
         assert during_one_write >= 100  # the loop kept going during a write (it used to wait for each)
-        p99, worst = gaps[int(len(gaps) * 0.99)], gaps[-1]
-        assert p99 < 0.005, f"p99 gap {p99 * 1e3:.2f} ms"
         stats = logger.statistics()
         assert (stats.written, stats.dropped, stats.pending, stats.logged) == (iterations, 0, 0, iterations)
         assert [r.step for batch in logger.batches for r in batch] == list(range(1, iterations + 1))  # in order
         assert stats.writes == len(logger.batches) < iterations / 100  # each write took many records
-        if worst < 0.005:
+        p99, worst = gaps[int(len(gaps) * 0.99)], gaps[-1]
+        allowed = max(0.005, 2 * baseline[-1] + 0.001)
+        if p99 < 0.005 and worst < allowed:
             break
-        # A longer gap can be the machine (the OS, or the GIL handed to the writer thread and back), not the
-        # logger: then it must not happen again on a second or third try.
-        logging.getLogger(__name__).warning("attempt %d: longest gap %.2f ms", attempt, worst * 1e3)
-    assert worst < 0.005, f"longest gap {worst * 1e3:.2f} ms in 3 attempts"
+        logging.getLogger(__name__).warning(
+            "attempt %d: p99 %.2f ms, longest gap %.2f ms (without a logger: %.2f ms)",
+            attempt,
+            p99 * 1e3,
+            worst * 1e3,
+            baseline[-1] * 1e3,
+        )
+    assert p99 < 0.005, f"p99 gap {p99 * 1e3:.2f} ms"
+    assert worst < min(allowed, 0.025), (
+        f"longest gap {worst * 1e3:.2f} ms, {baseline[-1] * 1e3:.2f} ms without a logger"
+    )
 
 
 async def test_a_hanging_sink_holds_the_end_of_the_run_for_flush_timeout_only() -> None:
