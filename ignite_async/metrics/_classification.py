@@ -53,9 +53,10 @@ class ClassificationMetric(Metric):
         output_transform: Callable[[Any], Any] = lambda x: x,
         is_multilabel: bool = False,
         device: str | torch.device = "cpu",
+        skip_unrolling: bool = False,
     ) -> None:
         self._is_multilabel = is_multilabel
-        super().__init__(output_transform, device)
+        super().__init__(output_transform, device, skip_unrolling)
 
     def reset(self) -> None:
         self._type: str | None = None

@@ -20,6 +20,7 @@ class VariableAccumulation(Metric):
     Tensor outputs are moved to the accumulator's device and dtype first.
 
     :param op: the binary operation, e.g. ``lambda a, x: a + x.sum()``.
+    :param skip_unrolling: give ``update`` lists of tensors as they are (see :class:`Metric`).
     :raises TypeError: if ``op`` is not callable; at ``update``, for an output that is neither a number nor
         a tensor.
 
@@ -40,11 +41,12 @@ class VariableAccumulation(Metric):
         op: Callable[[Any, Any], Any],
         output_transform: Callable[[Any], Any] = lambda x: x,
         device: str | torch.device = "cpu",
+        skip_unrolling: bool = False,
     ) -> None:
         if not callable(op):
             raise TypeError(f"VariableAccumulation: op must be callable, got {type(op).__name__}")
         self._op = op
-        super().__init__(output_transform, device)
+        super().__init__(output_transform, device, skip_unrolling)
 
     def reset(self) -> None:
         self.accumulator: Any = torch.tensor(0.0, dtype=torch.float64, device=self._device)
@@ -81,9 +83,12 @@ class GeometricAverage(VariableAccumulation):
     """
 
     def __init__(
-        self, output_transform: Callable[[Any], Any] = lambda x: x, device: str | torch.device = "cpu"
+        self,
+        output_transform: Callable[[Any], Any] = lambda x: x,
+        device: str | torch.device = "cpu",
+        skip_unrolling: bool = False,
     ) -> None:
-        super().__init__(_add_logs, output_transform, device)
+        super().__init__(_add_logs, output_transform, device, skip_unrolling)
 
     @sync_all_reduce("accumulator", "num_examples")
     def compute(self) -> Any:

@@ -124,6 +124,7 @@ class CohenKappa(Metric):
 
     :param weights: ``None``, ``"linear"`` or ``"quadratic"``.
     :param check_compute_fn: compute on the first batch and warn if that fails (without ``num_classes``).
+    :param skip_unrolling: give ``update`` lists of tensors as they are (see :class:`Metric`).
     :param num_classes: the number of classes, for a running confusion matrix.
     :raises ValueError: for an unknown ``weights``, or 2-d inputs at ``update``.
 
@@ -140,6 +141,7 @@ class CohenKappa(Metric):
         weights: Weights = None,
         check_compute_fn: bool = False,
         device: str | torch.device = "cpu",
+        skip_unrolling: bool = False,
         num_classes: int | None = None,
     ) -> None:
         if weights not in (None, "linear", "quadratic"):
@@ -151,7 +153,8 @@ class CohenKappa(Metric):
         else:
             self._impl = ConfusionMatrix(num_classes, output_transform=output_transform, device=device)
         self.num_classes = num_classes
-        super().__init__(output_transform, device)
+        # The pairs are unrolled (or not) here; the inner metric is only ever updated with one pair.
+        super().__init__(output_transform, device, skip_unrolling)
 
     def reset(self) -> None:
         self._impl.reset()
@@ -203,6 +206,7 @@ class MatthewsCorrCoef(EpochMetric):
         output_transform: Callable[[Any], Any] = lambda x: x,
         check_compute_fn: bool = False,
         device: str | torch.device = "cpu",
+        skip_unrolling: bool = False,
         background: bool = False,
     ) -> None:
-        super().__init__(matthews_corrcoef, output_transform, check_compute_fn, device, background)
+        super().__init__(matthews_corrcoef, output_transform, check_compute_fn, device, skip_unrolling, background)

@@ -3,42 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
-from ignite_async.engine import Engine
 from ignite_async.metrics.fbeta import Fbeta
+from ignite_async.metrics.metric import ResultMode
 from ignite_async.metrics.metrics_lambda import MetricsLambda
 from ignite_async.metrics.precision_recall import Precision, Recall
 
 __all__ = ["ClassificationReport"]
-
-ResultMode = Literal["flatten", "named", "both"]
-
-
-class _Report(MetricsLambda):
-    """A MetricsLambda whose mapping result lands in ``state.metrics`` flattened, named, or both."""
-
-    def __init__(self, f: Callable[..., Any], *args: Any, metrics_result_mode: ResultMode = "both") -> None:
-        if metrics_result_mode not in ("flatten", "named", "both"):
-            raise ValueError(f"metrics_result_mode must be 'flatten', 'named' or 'both', got {metrics_result_mode!r}")
-        self._metrics_result_mode = metrics_result_mode
-        super().__init__(f, *args)
-
-    def completed(self, engine: Engine, name: str) -> None:
-        result = self.compute()
-        if not isinstance(result, Mapping):
-            engine.state.metrics[name] = result
-            return
-        named = self._metrics_result_mode in ("named", "both")
-        if named and name in result:
-            raise ValueError(f"the metric name {name!r} is also a key of its result {list(result)}: choose another")
-        if self._metrics_result_mode in ("flatten", "both"):
-            engine.state.metrics.update(result)
-        if named:
-            engine.state.metrics[name] = result
 
 
 def ClassificationReport(
@@ -91,7 +66,7 @@ def ClassificationReport(
         rows["macro avg"] = {"precision": float(mean_p), "recall": float(mean_r), score: float(mean_f)}
         return rows if output_dict else json.dumps(rows)
 
-    return _Report(
+    return MetricsLambda(
         report,
         recall,
         precision,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,8 @@ class ConfusionMatrix(Metric):
 
     :param average: ``None`` (counts), ``"samples"`` (counts per sample), ``"recall"`` (rows sum to 1) or
         ``"precision"`` (columns sum to 1).
+    :param skip_unrolling: ``True`` (as in pytorch-ignite, for this metric): an output of lists is not unrolled
+        into pairs (see :class:`~ignite_async.metrics.metric.Metric`).
     """
 
     _state_attrs = ("_counts", "_num_examples")
@@ -30,6 +33,7 @@ class ConfusionMatrix(Metric):
         average: str | None = None,
         output_transform: Callable[[Any], Any] = lambda x: x,
         device: str | torch.device = "cpu",
+        skip_unrolling: bool = True,
     ) -> None:
         if average is not None and average not in ("samples", "recall", "precision"):
             raise ValueError(f"average must be None, 'samples', 'recall' or 'precision', got {average!r}")
@@ -37,7 +41,7 @@ class ConfusionMatrix(Metric):
             raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
         self.num_classes = num_classes
         self.average = average
-        super().__init__(output_transform, device)
+        super().__init__(output_transform, device, skip_unrolling=skip_unrolling)
 
     def reset(self) -> None:
         # Row-major [true, predicted] counts, and one more bin where a GPU update sends ignored targets.
@@ -108,9 +112,25 @@ def _check(cm: Any) -> None:
 
 
 def IoU(cm: ConfusionMatrix, ignore_index: int | None = None) -> MetricsLambda:
-    """Intersection over union per class, from a confusion matrix (optionally without class ``ignore_index``)."""
+    """Intersection over union per class, from a confusion matrix (optionally without class ``ignore_index``):
+    a float64 tensor, as pytorch-ignite's.
+
+    :raises TypeError: if ``cm`` is not a :class:`ConfusionMatrix`.
+    :raises ValueError: if ``cm`` averages by ``"recall"`` or ``"precision"``, or ``ignore_index`` is not a class.
+
+    >>> import torch
+    >>> cm = ConfusionMatrix(num_classes=3)
+    >>> iou = IoU(cm)
+    >>> cm.update((torch.eye(3)[[1, 1, 0, 1, 1]], torch.tensor([0, 1, 0, 1, 2])))
+    >>> iou.compute()
+    tensor([0.5000, 0.5000, 0.0000], dtype=torch.float64)
+    """
     _check(cm)
-    if ignore_index is not None and not (isinstance(ignore_index, int) and 0 <= ignore_index < cm.num_classes):
+    if ignore_index is not None and not (
+        isinstance(ignore_index, numbers.Integral)
+        and not isinstance(ignore_index, bool)
+        and 0 <= ignore_index < cm.num_classes
+    ):
         raise ValueError(f"ignore_index must be a class index in [0, {cm.num_classes}), got {ignore_index!r}")
 
     def iou(m: torch.Tensor) -> torch.Tensor:
@@ -125,11 +145,35 @@ def IoU(cm: ConfusionMatrix, ignore_index: int | None = None) -> MetricsLambda:
 
 
 def mIoU(cm: ConfusionMatrix, ignore_index: int | None = None) -> MetricsLambda:
-    """The mean of :func:`IoU` over classes."""
-    return MetricsLambda(lambda values: values.mean().item(), IoU(cm, ignore_index))
+    """The mean of :func:`IoU` over classes: a 0-d float64 tensor, as pytorch-ignite's (a number once attached,
+    since ``engine.state.metrics`` holds 0-d tensors as numbers).
+
+    >>> import torch
+    >>> cm = ConfusionMatrix(num_classes=3)
+    >>> miou = mIoU(cm, ignore_index=0)
+    >>> cm.update((torch.eye(3)[[1, 1, 0, 1, 1]], torch.tensor([0, 1, 0, 1, 2])))
+    >>> miou.compute()
+    tensor(0.2500, dtype=torch.float64)
+    """
+    return MetricsLambda(lambda values: values.mean(), IoU(cm, ignore_index))
 
 
 def cmAccuracy(cm: ConfusionMatrix) -> MetricsLambda:
-    """Accuracy from a confusion matrix: its diagonal over its total."""
-    _check(cm)
-    return MetricsLambda(lambda m: (m.to(torch.float64).diag().sum() / (m.to(torch.float64).sum() + 1e-15)).item(), cm)
+    """Accuracy from a confusion matrix, its diagonal over its total: a 0-d float64 tensor, as pytorch-ignite's
+    (a number once attached).
+
+    >>> import torch
+    >>> cm = ConfusionMatrix(num_classes=2)
+    >>> accuracy = cmAccuracy(cm)
+    >>> cm.update((torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]), torch.tensor([0, 1, 1])))
+    >>> accuracy.compute()
+    tensor(0.6667, dtype=torch.float64)
+    """
+    if not isinstance(cm, ConfusionMatrix):  # any average: pytorch-ignite takes the matrix as computed
+        raise TypeError(f"needs a ConfusionMatrix, got {type(cm).__name__}")
+
+    def accuracy(m: torch.Tensor) -> torch.Tensor:
+        m = m.to(torch.float64)
+        return m.diag().sum() / (m.sum() + 1e-15)
+
+    return MetricsLambda(accuracy, cm)

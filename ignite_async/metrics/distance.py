@@ -47,6 +47,7 @@ class CosineSimilarity(_PerSampleMean):
     """The mean cosine similarity of each sample's ``y_pred`` and ``y`` (``(N, ...)``, flattened per sample).
 
     :param eps: the smallest norm used in the denominator.
+    :param skip_unrolling: give ``update`` lists of tensors as they are (see :class:`Metric`).
 
     >>> import torch
     >>> cos = CosineSimilarity()
@@ -60,9 +61,10 @@ class CosineSimilarity(_PerSampleMean):
         eps: float = 1e-8,
         output_transform: Callable[[Any], Any] = lambda x: x,
         device: str | torch.device = "cpu",
+        skip_unrolling: bool = False,
     ) -> None:
         self.eps = eps
-        super().__init__(output_transform, device)
+        super().__init__(output_transform, device, skip_unrolling)
 
     def _per_sample(self, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.cosine_similarity(y_pred.flatten(1), y.flatten(1), dim=1, eps=self.eps)
@@ -84,10 +86,11 @@ class MeanPairwiseDistance(_PerSampleMean):
         eps: float = 1e-6,
         output_transform: Callable[[Any], Any] = lambda x: x,
         device: str | torch.device = "cpu",
+        skip_unrolling: bool = False,
     ) -> None:
         self._p = p
         self._eps = eps
-        super().__init__(output_transform, device)
+        super().__init__(output_transform, device, skip_unrolling)
 
     def _per_sample(self, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.pairwise_distance(y_pred, y, p=self._p, eps=self._eps)

@@ -19,6 +19,20 @@ def _rows(t: torch.Tensor, name: str) -> torch.Tensor:
     return t.movedim(1, -1).reshape(-1, t.shape[1]) if t.ndim > 2 else t
 
 
+def _prediction_rows(output: Any, name: str) -> torch.Tensor:
+    """The ``y_pred`` of ``(y_pred, y)`` or of ``y_pred`` alone, detached, as :func:`_rows`.
+
+    :raises TypeError: for an output that is neither.
+    """
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        y_pred = output[0].detach()
+    elif isinstance(output, torch.Tensor):
+        y_pred = output.detach()
+    else:
+        raise TypeError(f"{name}.update takes (y_pred, y) or y_pred tensors, got {type(output).__name__}")
+    return _rows(y_pred, name)
+
+
 class _SumOverRows(Metric):
     _state_attrs = ("_sum", "_num_examples")
     _divisor = 1
@@ -46,13 +60,7 @@ class Entropy(_SumOverRows):
     """
 
     def update(self, output: Any) -> None:
-        if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
-            y_pred = output[0].detach()
-        elif isinstance(output, torch.Tensor):
-            y_pred = output.detach()
-        else:
-            raise TypeError(f"Entropy.update takes (y_pred, y) or y_pred tensors, got {type(output).__name__}")
-        rows = _rows(y_pred, "Entropy")
+        rows = _prediction_rows(output, "Entropy")
         entropy = -(F.softmax(rows, dim=1) * F.log_softmax(rows, dim=1)).sum()
         self._sum += entropy.to(self._device)
         self._num_examples += rows.shape[0]

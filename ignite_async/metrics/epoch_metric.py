@@ -12,7 +12,7 @@ from ignite_async._threads import run_sync
 from ignite_async.distributed.comm import all_gather
 from ignite_async.engine import Engine
 from ignite_async.engine.background import TaskHandle
-from ignite_async.metrics.metric import Metric, NotComputableError, check_pair, publish
+from ignite_async.metrics.metric import Metric, NotComputableError, ResultMode, check_pair, publish
 
 __all__ = ["EpochMetric", "EpochMetricWarning"]
 
@@ -48,7 +48,10 @@ class EpochMetric(Metric):
         output_transform: Callable[[Any], Any] = lambda x: x,
         check_compute_fn: bool = True,
         device: str | torch.device = "cpu",
+        skip_unrolling: bool = False,
         background: bool = False,
+        *,
+        metrics_result_mode: ResultMode = "both",
     ) -> None:
         if not callable(compute_fn):
             raise TypeError(f"compute_fn must be callable, got {compute_fn!r}")
@@ -56,7 +59,7 @@ class EpochMetric(Metric):
         self._check_compute_fn = check_compute_fn
         self._background = background
         self._pending: TaskHandle | None = None
-        super().__init__(output_transform, device)
+        super().__init__(output_transform, device, skip_unrolling, metrics_result_mode)
 
     def reset(self) -> None:
         self._predictions: list[torch.Tensor] = []
@@ -83,14 +86,21 @@ class EpochMetric(Metric):
                         f"{name}: {label} changed from {kept.dtype} {tuple(kept.shape[1:])} per row to "
                         f"{t.dtype} {tuple(t.shape[1:])} between updates"
                     )
+        self._keep(y_pred, y)
+
+    def _keep(self, y_pred: torch.Tensor, y: torch.Tensor) -> None:
+        """Keep a checked batch (copied to ``device``); after the first one, try ``compute_fn`` on it if asked."""
         self._predictions.append(y_pred.to(self._device, copy=True))
         self._targets.append(y.to(self._device, copy=True))
         self._result = None
         if len(self._predictions) == 1 and self._check_compute_fn:
+            # As pytorch-ignite: a compute_fn that fails on the first batch will probably fail at the end.
             try:
                 self.compute_fn(self._predictions[0], self._targets[0])
             except Exception as e:
-                warnings.warn(f"{name}: compute_fn fails on the first batch: {e!r}", EpochMetricWarning, stacklevel=2)
+                name = type(self).__name__
+                # stacklevel 3: the warning names the caller of update(), as before this was shared.
+                warnings.warn(f"{name}: compute_fn fails on the first batch: {e!r}", EpochMetricWarning, stacklevel=3)
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         super().load_state_dict(state_dict)
@@ -121,4 +131,4 @@ class EpochMetric(Metric):
         result = await run_sync(self.compute_fn, y_pred, y, grace=engine.cancel_grace_period)
         if previous is not None:
             await previous.wait()
-        publish(engine, name, result)
+        publish(engine, name, result, self._metrics_result_mode)

@@ -34,10 +34,13 @@ class Frequency(Metric):
     _state_attrs = ("_n", "_elapsed")
 
     def __init__(
-        self, output_transform: Callable[[Any], Any] = lambda x: x, device: str | torch.device = "cpu"
+        self,
+        output_transform: Callable[[Any], Any] = lambda x: x,
+        device: str | torch.device = "cpu",
+        skip_unrolling: bool = False,
     ) -> None:
         self._event: Any = Events.ITERATION_COMPLETED  # where attach() put completed()
-        super().__init__(output_transform, device)
+        super().__init__(output_transform, device, skip_unrolling)
 
     def reset(self) -> None:
         self._start = time.perf_counter()

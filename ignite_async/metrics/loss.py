@@ -30,12 +30,13 @@ class Loss(Metric):
         output_transform: Callable[[Any], Any] = lambda x: x,
         batch_size: Callable[[torch.Tensor], int] = len,
         device: str | torch.device = "cpu",
+        skip_unrolling: bool = False,
     ) -> None:
         if not callable(loss_fn):
             raise TypeError(f"loss_fn must be callable, got {loss_fn!r}")
         self._loss_fn = loss_fn
         self._batch_size = batch_size
-        super().__init__(output_transform, device)
+        super().__init__(output_transform, device, skip_unrolling)
 
     def reset(self) -> None:
         self._sum = torch.tensor(0.0, dtype=torch.float64, device=self._device)

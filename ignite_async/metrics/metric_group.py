@@ -24,13 +24,18 @@ class MetricGroup(Metric):
     {'mae': 2.0, 'mse': 5.0}
     """
 
-    def __init__(self, metrics: dict[str, Metric], output_transform: Callable[[Any], Any] = lambda x: x) -> None:
+    def __init__(
+        self,
+        metrics: dict[str, Metric],
+        output_transform: Callable[[Any], Any] = lambda x: x,
+        skip_unrolling: bool = False,
+    ) -> None:
         if not isinstance(metrics, Mapping) or not all(
             isinstance(k, str) and isinstance(m, Metric) for k, m in metrics.items()
         ):
             raise TypeError(f"MetricGroup takes a dict of names to metrics, got {metrics!r}")
         self.metrics = dict(metrics)
-        super().__init__(output_transform)
+        super().__init__(output_transform, skip_unrolling=skip_unrolling)
 
     def reset(self) -> None:
         for metric in self.metrics.values():

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ignite_async.engine import Engine
-from ignite_async.metrics.metric import Metric, MetricUsage, _usage
+from ignite_async.metrics.metric import Metric, MetricUsage, ResultMode, _usage
 
 __all__ = ["MetricsLambda"]
 
@@ -24,7 +24,14 @@ class MetricsLambda(Metric):
     """``f(*args, **kwargs)`` where metric arguments are replaced by their computed values.
 
     Attaching it attaches the metrics it depends on (once, however many lambdas share them); arithmetic and
-    indexing on metrics build one.
+    indexing on metrics build one. ``skip_unrolling`` and ``metrics_result_mode`` are keyword-only, as in
+    pytorch-ignite (``f``'s own keyword arguments of those names cannot be passed through).
+
+    :param f: computes the value from the computed ``args`` and ``kwargs``.
+    :param skip_unrolling: kept for pytorch-ignite's signature: the metrics it depends on are updated directly.
+    :param metrics_result_mode: where a mapping result goes in ``state.metrics`` (see :class:`Metric`).
+    :raises TypeError: if ``f`` is not callable.
+    :raises ValueError: for an unknown ``metrics_result_mode``.
 
     >>> import torch
     >>> from ignite_async.metrics import MeanAbsoluteError, MeanSquaredError
@@ -37,14 +44,21 @@ class MetricsLambda(Metric):
 
     required_output_keys = None
 
-    def __init__(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        f: Callable[..., Any],
+        *args: Any,
+        skip_unrolling: bool = False,
+        metrics_result_mode: ResultMode = "both",
+        **kwargs: Any,
+    ) -> None:
         if not callable(f):
             raise TypeError(f"MetricsLambda needs a callable, got {f!r}")
         self.function = f
         self.args = list(args)
         self.kwargs = kwargs
         self._attached_to: Engine | None = None
-        super().__init__()
+        super().__init__(skip_unrolling=skip_unrolling, metrics_result_mode=metrics_result_mode)
 
     def _dependencies(self) -> list[Metric]:
         return [m for m in itertools.chain(self.args, self.kwargs.values()) if isinstance(m, Metric)]

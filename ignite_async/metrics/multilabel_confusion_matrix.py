@@ -19,6 +19,7 @@ class MultiLabelConfusionMatrix(Metric):
 
     :param num_classes: ``C``, the number of labels (> 1).
     :param normalized: divide each label's matrix by its total (float64).
+    :param skip_unrolling: give ``update`` lists of tensors as they are (see :class:`Metric`).
     :raises ValueError: for ``num_classes < 2``; at ``update``, for wrong shapes, dtypes or values.
 
     >>> import torch
@@ -36,12 +37,13 @@ class MultiLabelConfusionMatrix(Metric):
         output_transform: Callable[[Any], Any] = lambda x: x,
         device: str | torch.device = "cpu",
         normalized: bool = False,
+        skip_unrolling: bool = False,
     ) -> None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes <= 1:
             raise ValueError(f"MultiLabelConfusionMatrix: num_classes must be an integer > 1, got {num_classes!r}")
         self.num_classes = num_classes
         self.normalized = normalized
-        super().__init__(output_transform, device)
+        super().__init__(output_transform, device, skip_unrolling)
 
     def reset(self) -> None:
         self.confusion_matrix = torch.zeros(self.num_classes, 2, 2, dtype=torch.int64, device=self._device)

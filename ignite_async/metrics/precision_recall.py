@@ -33,13 +33,14 @@ class _PrecisionRecall(ClassificationMetric):
         average: bool | str | None = False,
         is_multilabel: bool = False,
         device: str | torch.device = "cpu",
+        skip_unrolling: bool = False,
     ) -> None:
         if not any(average is a or (isinstance(a, str) and average == a) for a in _AVERAGES):
             raise ValueError(
                 f"average must be False, None, True, 'macro', 'micro', 'weighted' or 'samples', got {average!r}"
             )
         self._average: bool | str | None = "macro" if average is True else average
-        super().__init__(output_transform, is_multilabel, device)
+        super().__init__(output_transform, is_multilabel, device, skip_unrolling)
 
     def reset(self) -> None:
         super().reset()

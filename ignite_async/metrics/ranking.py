@@ -84,9 +84,10 @@ class _Ranking(EpochMetric):
         output_transform: Callable[[Any], Any] = lambda x: x,
         check_compute_fn: bool = False,
         device: str | torch.device = "cpu",
+        skip_unrolling: bool = False,
         background: bool = False,
     ) -> None:
-        super().__init__(type(self)._score, output_transform, check_compute_fn, device, background)
+        super().__init__(type(self)._score, output_transform, check_compute_fn, device, skip_unrolling, background)
 
     def update(self, output: Any) -> None:
         y_pred, y = check_pair(self, output)

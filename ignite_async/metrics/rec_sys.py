@@ -34,10 +34,11 @@ class _PerCutoff(Metric):
         ignore_zero_hits: bool,
         output_transform: Callable[[Any], Any],
         device: str | torch.device,
+        skip_unrolling: bool,
     ) -> None:
         self.top_k = _cutoffs(top_k, type(self).__name__)
         self.ignore_zero_hits = ignore_zero_hits
-        super().__init__(output_transform, device)
+        super().__init__(output_transform, device, skip_unrolling)
 
     def reset(self) -> None:
         self._sums = torch.zeros(len(self.top_k), dtype=torch.float64, device=self._device)
@@ -76,6 +77,7 @@ class HitRate(_PerCutoff):
 
     :param top_k: the cut-offs (sorted); the value is a list in that order.
     :param ignore_zero_hits: leave out rows without any relevant item.
+    :param skip_unrolling: give ``update`` lists of tensors as they are (see :class:`Metric`).
     :raises ValueError: for non-positive cut-offs; at ``update``, for shapes other than two ``(N, items)``.
 
     >>> import torch
@@ -91,8 +93,9 @@ class HitRate(_PerCutoff):
         ignore_zero_hits: bool = True,
         output_transform: Callable[[Any], Any] = lambda x: x,
         device: str | torch.device = "cpu",
+        skip_unrolling: bool = False,
     ) -> None:
-        super().__init__(top_k, ignore_zero_hits, output_transform, device)
+        super().__init__(top_k, ignore_zero_hits, output_transform, device, skip_unrolling)
 
     def update(self, output: Any) -> None:
         y_pred, y = self._pair(output)
@@ -110,6 +113,7 @@ class NDCG(_PerCutoff):
     """Normalised discounted cumulative gain at each ``k``; relevance below ``relevance_threshold`` counts 0.
 
     :param gain_function: ``"exp_rank"`` (gain ``2^rel - 1``) or ``"linear_rank"`` (gain ``rel``).
+    :param skip_unrolling: give ``update`` lists of tensors as they are (see :class:`Metric`).
     :raises ValueError: for non-positive cut-offs or an unknown ``gain_function``.
 
     >>> import torch
@@ -127,12 +131,13 @@ class NDCG(_PerCutoff):
         gain_function: str = "exp_rank",
         output_transform: Callable[[Any], Any] = lambda x: x,
         device: str | torch.device = "cpu",
+        skip_unrolling: bool = False,
     ) -> None:
         if gain_function not in ("exp_rank", "linear_rank"):
             raise ValueError(f"NDCG: gain_function must be 'exp_rank' or 'linear_rank', got {gain_function!r}")
         self.relevance_threshold = relevance_threshold
         self.gain_function = gain_function
-        super().__init__(top_k, ignore_zero_hits, output_transform, device)
+        super().__init__(top_k, ignore_zero_hits, output_transform, device, skip_unrolling)
 
     def _dcg(self, relevance: torch.Tensor, k: int) -> torch.Tensor:
         top = relevance[:, : min(k, relevance.shape[1])]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -10,7 +11,15 @@ import torch
 
 from ignite_async.distributed.comm import all_reduce, get_world_size
 from ignite_async.engine import Engine, Events
-from ignite_async.metrics.metric import Metric, MetricUsage, NotComputableError, _usage, sync_all_reduce
+from ignite_async.metrics.metric import (
+    Metric,
+    MetricUsage,
+    NotComputableError,
+    RunningBatchWise,
+    SingleEpochRunningBatchWise,
+    _usage,
+    sync_all_reduce,
+)
 
 __all__ = ["Average", "RunningAverage"]
 
@@ -21,6 +30,12 @@ class RunningAverage(Metric):
     ``new`` is ``output_transform(output)`` (the output's running average, e.g. the loss's), or, with ``src``,
     the source metric's value on that one batch. Attached with ``running_batch_wise`` usage by default
     (``single_epoch_running_batch_wise`` restarts it each epoch).
+
+    :param epoch_bound: deprecated, as in pytorch-ignite 0.5.5 (a ``UserWarning`` says so): ``True`` attaches
+        it as ``usage="single_epoch_running_batch_wise"`` (restarted each epoch), ``False`` as
+        ``"running_batch_wise"``, whatever ``usage`` :meth:`attach` is given. ``None`` (the default): the usage
+        decides.
+    :param skip_unrolling: see :class:`~ignite_async.metrics.metric.Metric`.
 
     >>> import asyncio
     >>> from ignite_async import Engine
@@ -39,7 +54,9 @@ class RunningAverage(Metric):
         src: Metric | None = None,
         alpha: float = 0.98,
         output_transform: Callable[[Any], Any] | None = None,
+        epoch_bound: bool | None = None,
         device: str | torch.device | None = None,
+        skip_unrolling: bool = False,
     ) -> None:
         if not (isinstance(src, Metric) or src is None):
             raise TypeError(f"src must be a Metric or None, got {type(src).__name__}")
@@ -53,9 +70,20 @@ class RunningAverage(Metric):
             device = src._device
         elif output_transform is None:
             raise ValueError("give src (a metric) or output_transform (to average the process function's output)")
+        if epoch_bound is not None:
+            if not isinstance(epoch_bound, bool):
+                raise TypeError(f"epoch_bound must be None, True or False, got {epoch_bound!r}")
+            usage = "single_epoch_running_batch_wise" if epoch_bound else "running_batch_wise"
+            warnings.warn(
+                f"RunningAverage(epoch_bound={epoch_bound}) is deprecated (as in pytorch-ignite 0.5.5): attach it "
+                f"with usage={usage!r} instead, which is what epoch_bound={epoch_bound} means",
+                UserWarning,
+                stacklevel=2,
+            )
         self.src = src
         self.alpha = alpha
-        super().__init__(output_transform or (lambda x: x), device or "cpu")
+        self.epoch_bound = epoch_bound
+        super().__init__(output_transform or (lambda x: x), device or "cpu", skip_unrolling=skip_unrolling)
 
     def reset(self) -> None:
         self._value: Any = None
@@ -99,7 +127,14 @@ class RunningAverage(Metric):
             return all_reduce(self._value) / get_world_size()  # the mean of the ranks' averages
         return self._value
 
+    def _bound_usage(self, usage: str | MetricUsage) -> MetricUsage:
+        u = _usage(usage)  # checked even when epoch_bound overrides it, as pytorch-ignite
+        if self.epoch_bound is None:
+            return u
+        return SingleEpochRunningBatchWise() if self.epoch_bound else RunningBatchWise()
+
     def attach(self, engine: Engine, name: str, usage: str | MetricUsage = "running_batch_wise") -> None:
+        usage = self._bound_usage(usage)
         if self.src is not None and not engine.has_event_handler(
             self.src.iteration_completed, Events.ITERATION_COMPLETED
         ):
@@ -107,10 +142,11 @@ class RunningAverage(Metric):
         super().attach(engine, name, usage)
 
     def detach(self, engine: Engine, usage: str | MetricUsage = "running_batch_wise") -> None:
+        usage = self._bound_usage(usage)
         src = self.src
         if src is not None and engine.has_event_handler(src.iteration_completed, Events.ITERATION_COMPLETED):
             engine.remove_event_handler(src.iteration_completed, Events.ITERATION_COMPLETED)
-        super().detach(engine, _usage(usage))
+        super().detach(engine, usage)
 
 
 class Average(Metric):

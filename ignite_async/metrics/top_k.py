@@ -27,12 +27,16 @@ class TopKCategoricalAccuracy(Metric):
     _state_attrs = ("_num_correct", "_num_examples")
 
     def __init__(
-        self, k: int = 5, output_transform: Callable[[Any], Any] = lambda x: x, device: str | torch.device = "cpu"
+        self,
+        k: int = 5,
+        output_transform: Callable[[Any], Any] = lambda x: x,
+        device: str | torch.device = "cpu",
+        skip_unrolling: bool = False,
     ) -> None:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         self._k = k
-        super().__init__(output_transform, device)
+        super().__init__(output_transform, device, skip_unrolling)
 
     def reset(self) -> None:
         self._num_correct = torch.tensor(0, dtype=torch.long, device=self._device)

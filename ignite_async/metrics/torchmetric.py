@@ -20,7 +20,7 @@ from ignite_async._threads import run_sync
 from ignite_async.distributed.comm import all_gather
 from ignite_async.engine import Engine
 from ignite_async.engine.background import TaskHandle, in_background
-from ignite_async.metrics.metric import Metric, NotComputableError, _copy, publish
+from ignite_async.metrics.metric import Metric, NotComputableError, ResultMode, _copy, publish, published_value
 
 if TYPE_CHECKING:
     from torchmetrics import Metric as TMMetric
@@ -73,7 +73,8 @@ class TorchMetric(Metric):
 
     A single metric's value lands in ``engine.state.metrics[name]`` (a dict's items too, as for every
     metric of this package); a collection's values land one per member, under the names the collection
-    gives them (with its ``prefix``/``postfix``), and ``name`` is not used.
+    gives them (with its ``prefix``/``postfix``), and ``name`` is not used, unless ``metrics_result_mode``
+    says otherwise.
 
     No device synchronisation per iteration comes from this class: updates never read a value back, and
     values are read back only where the usage computes. torchmetrics' own input checks do read values
@@ -99,6 +100,9 @@ class TorchMetric(Metric):
     :param background: compute in a worker thread when attached (see above).
     :param required_output_keys: the keys, in ``update``'s order, taken from a dict output; None: a dict
         output is refused (give ``output_transform``).
+    :param metrics_result_mode: where a dict value goes in ``state.metrics`` (see :class:`Metric`): its items
+        (``"flatten"``), the dict under ``name`` (``"named"``) or both; None: ``"flatten"`` for a collection,
+        ``"both"`` for a single metric.
     :raises ImportError: without torchmetrics (``pip install 'ignite-async[metrics]'``).
     :raises TypeError: if ``metric`` is not a torchmetrics metric or collection.
 
@@ -120,6 +124,7 @@ class TorchMetric(Metric):
         *,
         background: bool = False,
         required_output_keys: tuple[str, ...] | None = ("y_pred", "y"),
+        metrics_result_mode: ResultMode | None = None,
     ) -> None:
         tm = _torchmetrics()
         if not isinstance(metric, (tm.Metric, tm.MetricCollection)):
@@ -156,7 +161,9 @@ class TorchMetric(Metric):
                 if isinstance(module, tm.Metric):
                     module.distributed_available_fn = _never
         self._updates = 0
-        super().__init__(output_transform, device)
+        if metrics_result_mode is None:
+            metrics_result_mode = "flatten" if self._collection else "both"
+        super().__init__(output_transform, device, metrics_result_mode=metrics_result_mode)
 
     def _members(self, metric: Any = None) -> Iterator[tuple[str, TMMetric]]:
         """Every torchmetrics metric in the tree, by module path ("" for the root): a collection's members, a
@@ -279,7 +286,6 @@ class TorchMetric(Metric):
 
     def _publish(self, engine: Engine, name: str, result: Any) -> None:
         if self._collection:
-            for key, value in result.items():  # already named by the collection (prefix, postfix)
-                publish(engine, key, value)
-        else:
-            publish(engine, name, result)
+            # Its values, already named by the collection (prefix, postfix), each as a single result would be.
+            result = {key: published_value(value) for key, value in result.items()}
+        publish(engine, name, result, self._metrics_result_mode)

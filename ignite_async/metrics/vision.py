@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from ignite_async.metrics.metric import Metric, NotComputableError, check_pair, sync_all_reduce
 
-__all__ = ["PSNR", "SSIM"]
+__all__ = ["PSNR", "SSIM", "CommonObjectDetectionMetrics", "ObjectDetectionAvgPrecisionRecall"]
 
 
 def _same_kind(name: str, y_pred: torch.Tensor, y: torch.Tensor) -> None:
@@ -44,11 +44,12 @@ class PSNR(Metric):
         data_range: float,
         output_transform: Callable[[Any], Any] = lambda x: x,
         device: str | torch.device = "cpu",
+        skip_unrolling: bool = False,
     ) -> None:
         if isinstance(data_range, bool) or not isinstance(data_range, (int, float)) or data_range <= 0:
             raise ValueError(f"PSNR: data_range must be a positive number, got {data_range!r}")
         self.data_range = data_range
-        super().__init__(output_transform, device)
+        super().__init__(output_transform, device, skip_unrolling)
 
     def reset(self) -> None:
         self._sum_of_batchwise_psnr = torch.tensor(0.0, dtype=torch.float64, device=self._device)
@@ -111,6 +112,7 @@ class SSIM(Metric):
         gaussian: bool = True,
         output_transform: Callable[[Any], Any] = lambda x: x,
         device: str | torch.device = "cpu",
+        skip_unrolling: bool = False,
         ndims: int = 2,
     ) -> None:
         if ndims not in (2, 3):
@@ -130,7 +132,7 @@ class SSIM(Metric):
         # last, the third (volumes) the third-to-last; the window itself is laid over (..., first, second[, third]).
         half = [(k - 1) // 2 for k in self.kernel_size]
         self._padding = [half[1], half[1], half[0], half[0], *([half[2], half[2]] if ndims == 3 else [])]
-        super().__init__(output_transform, device)
+        super().__init__(output_transform, device, skip_unrolling)
         windows = [self._window(k, s) for k, s in zip(self.kernel_size, self.sigma, strict=True)]
         kernel = windows[0]
         for w in windows[1:]:
@@ -195,3 +197,7 @@ class SSIM(Metric):
         if self._num_examples == 0:
             raise NotComputableError("SSIM must have at least one example before it can be computed")
         return float(self._sum_of_ssim / self._num_examples)
+
+
+# pytorch-ignite's ignite.metrics.vision path for the detection metrics (they live in their own module here).
+from ignite_async.metrics.object_detection import CommonObjectDetectionMetrics, ObjectDetectionAvgPrecisionRecall  # noqa: E402

@@ -382,3 +382,29 @@ def test_without_torchmetrics_the_error_names_the_extra() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert "ImportError: TorchMetric needs torchmetrics" in result.stdout
     assert "pip install 'ignite-async[metrics]'" in result.stdout
+
+
+@pytest.mark.parametrize("background", [False, True])
+@pytest.mark.parametrize("mode", [None, "flatten", "named", "both"])
+async def test_a_collection_publishes_by_metrics_result_mode(background: bool, mode: str | None) -> None:
+    # None keeps a collection's values one per member; the other modes go through the shared publish().
+    collection = MetricCollection({"acc": MulticlassAccuracy(CLASSES), "f1": MulticlassF1Score(CLASSES)})
+    reference = collection.clone()
+    engine = Engine(lambda e, b: b)
+    TorchMetric(collection, background=background, metrics_result_mode=mode).attach(engine, "val")  # type: ignore[arg-type]
+    state = await engine.run(batches())
+    for p, y in batches():
+        reference.update(p, y)
+    expected = {k: float(v) for k, v in reference.compute().items()}
+    keys = {None: ["acc", "f1"], "flatten": ["acc", "f1"], "named": ["val"], "both": ["acc", "f1", "val"]}[mode]
+    assert sorted(state.metrics) == keys
+    if mode != "named":
+        assert {k: state.metrics[k] for k in expected} == pytest.approx(expected)
+        assert all(isinstance(state.metrics[k], float) for k in expected)  # numbers, as a single metric's
+    if mode in ("named", "both"):
+        assert state.metrics["val"] == pytest.approx(expected)
+
+
+def test_a_bad_metrics_result_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="metrics_result_mode"):
+        TorchMetric(MeanMetric(), metrics_result_mode="nested")  # type: ignore[arg-type]

@@ -118,7 +118,7 @@ class KendallRankCorrelation(EpochMetric):
     :param output_transform: turns the engine's output into ``(y_pred, y)``.
     :param check_compute_fn: compute on the first batch too, to warn early if it fails.
     :param device: where the examples are kept.
-    :param skip_unrolling: accepted for pytorch-ignite's signature; ignite_async never unrolls lists of outputs.
+    :param skip_unrolling: give ``update`` lists of tensors as they are (see :class:`Metric`).
     :raises ValueError: if ``variant`` is not ``"b"`` or ``"c"``.
     :raises NotComputableError: from ``compute()`` before any example.
 
@@ -140,7 +140,7 @@ class KendallRankCorrelation(EpochMetric):
         if variant not in ("b", "c"):
             raise ValueError(f"KendallRankCorrelation: variant must be 'b' or 'c', got {variant!r}")
         self.variant = variant
-        super().__init__(_kendall(variant), output_transform, check_compute_fn, device)
+        super().__init__(_kendall(variant), output_transform, check_compute_fn, device, skip_unrolling)
 
     def update(self, output: Any) -> None:
         super().update(regression_pair(self, output))
@@ -156,7 +156,7 @@ class SpearmanRankCorrelation(EpochMetric):
     :param output_transform: turns the engine's output into ``(y_pred, y)``.
     :param check_compute_fn: compute on the first batch too, to warn early if it fails.
     :param device: where the examples are kept.
-    :param skip_unrolling: accepted for pytorch-ignite's signature; ignite_async never unrolls lists of outputs.
+    :param skip_unrolling: give ``update`` lists of tensors as they are (see :class:`Metric`).
     :raises NotComputableError: from ``compute()`` before any example.
 
     >>> import torch
@@ -173,7 +173,7 @@ class SpearmanRankCorrelation(EpochMetric):
         device: str | torch.device = "cpu",
         skip_unrolling: bool = False,
     ) -> None:
-        super().__init__(_spearman, output_transform, check_compute_fn, device)
+        super().__init__(_spearman, output_transform, check_compute_fn, device, skip_unrolling)
 
     def update(self, output: Any) -> None:
         super().update(regression_pair(self, output))

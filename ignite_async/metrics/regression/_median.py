@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from ignite_async.metrics.epoch_metric import EpochMetric
-from ignite_async.metrics.metric import NotComputableError
+from ignite_async.metrics.metric import NotComputableError, ResultMode
 from ignite_async.metrics.regression._base import regression_pair
 
 __all__ = [
@@ -128,6 +128,8 @@ class GeometricMeanRelativeAbsoluteError(EpochMetric):
 
     :param output_transform: turns the engine's output into ``(y_pred, y)``.
     :param device: where the examples are kept.
+    :param skip_unrolling: give ``update`` lists of tensors as they are (see :class:`Metric`).
+    :param metrics_result_mode: as :class:`Metric` (the result is a number).
     :raises NotComputableError: from ``compute()`` before any example.
 
     >>> import torch
@@ -138,7 +140,11 @@ class GeometricMeanRelativeAbsoluteError(EpochMetric):
     """
 
     def __init__(
-        self, output_transform: Callable[[Any], Any] = lambda x: x, device: str | torch.device = "cpu"
+        self,
+        output_transform: Callable[[Any], Any] = lambda x: x,
+        device: str | torch.device = "cpu",
+        skip_unrolling: bool = False,
+        metrics_result_mode: ResultMode = "both",
     ) -> None:
         # pytorch-ignite's is no EpochMetric: it does not try the computation on the first batch.
         super().__init__(
@@ -146,6 +152,8 @@ class GeometricMeanRelativeAbsoluteError(EpochMetric):
             output_transform=output_transform,
             check_compute_fn=False,
             device=device,
+            skip_unrolling=skip_unrolling,
+            metrics_result_mode=metrics_result_mode,
         )
 
     def update(self, output: Any) -> None:
