@@ -6,7 +6,8 @@ iteration with (a) no logger, (b) ignite_async's MLflowLogger (log_batch from a 
 0.5.5's MLflowLogger (the fluent ``mlflow`` API, one synchronous request per iteration), through the same proxy.
 Wall time is that of ``run()``, which for (b) includes the end-of-run flush that waits for the last batch to be
 acknowledged (one round trip: a fixed cost, whatever the number of iterations).
-Target: (b) <= 1.05x (a). Every run's metric history is read back from the server and checked complete.
+Target: (b) <= 1.05x (a), for run() as a whole. Every run's metric history is read back from the server and
+checked complete.
 
     .venv/bin/python benchmarks/tracker_latency.py
 """
@@ -31,7 +32,7 @@ from tests.loggers._fault_proxy import FaultProxy  # noqa: E402
 from tests.loggers._mlflow_server import mlflow_server  # noqa: E402
 
 torch.set_num_threads(1)  # the step on one core; the other is left to the server and the writer thread
-ITERS, STEP_MS, LATENCY, REPEATS = 150, 50.0, 0.2, 2
+ITERS, STEP_MS, LATENCY, REPEATS = 600, 50.0, 0.2, 2  # long enough for the per-run costs to amortize
 
 
 def make_step() -> Callable[[Any, Any], float]:
@@ -185,11 +186,11 @@ def main() -> None:
         "flush (the last batch acknowledged, the run set FINISHED), fixed costs of a few round trips; "
         "loop only: from the first iteration's start to the last one's end."
     )
-    ok = "✓" if loop_ratio <= 1.05 else "✗"
+    ok = "✓" if ratio <= 1.05 else "✗"
     print(
-        f"ignite_async with the logger: loop {loop_ratio:.3f}x (target ≤ 1.05x {ok}), run() {ratio:.2f}x the run "
-        f"without; pytorch-ignite's: run() {best['ig'] / best['ig_none']:.2f}x; every value of every run read back "
-        "from the server: ✓"
+        f"ignite_async with the logger: run() {ratio:.3f}x the run without (target ≤ 1.05x {ok}), loop "
+        f"{loop_ratio:.3f}x; pytorch-ignite's: run() {best['ig'] / best['ig_none']:.2f}x; every value of every run "
+        "read back from the server: ✓"
     )
 
 

@@ -53,6 +53,17 @@ class Record:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def key(self, sep: str = "/") -> str:
+        """pytorch-ignite 0.5.5's name for this value in a tracker: the tag and the name's parts joined by
+        ``sep`` (``"training/loss"``; MLflow's handlers join with spaces), and an optimizer parameter as
+        ``"[tag/]lr/group_0"``."""
+        parts = self.name.split("/")
+        if self.tag == "optimizer":  # attach_opt_params_handler's records: "[tag/]lr/group0"
+            if parts[-1].startswith("group"):
+                parts[-1] = f"group_{parts[-1][5:]}"
+            return sep.join(parts)
+        return sep.join([self.tag, *parts] if self.tag else parts)
+
 
 def _values(name: str, value: Any) -> list[tuple[str, float]]:
     """``(name, float)`` pairs for a number, a 0-d tensor, or a 1-d tensor (one per element, ``name/i``)."""
@@ -257,6 +268,8 @@ class ThreadedLogger(BaseLogger):
 
     #: The most records one :meth:`_write` gets (None: all that are pending), e.g. a tracker's batch limit.
     _write_batch_size: int | None = None
+    #: Seconds from the start of a write to the start of the next one, unless a flush asks sooner (0: at once).
+    _write_interval: float = 0.0
 
     def __init__(self, *, flush_timeout: float = 10.0, max_pending: int | None = None) -> None:
         super().__init__()
@@ -284,7 +297,8 @@ class ThreadedLogger(BaseLogger):
         self._closed = False
         self._abandoned = False  # closed with writes unfinished: a retrying write gives up
         self._thread: threading.Thread | None = None
-        self._writer_waiting = False
+        self._writer_waiting = False  # for records: notify it of new ones
+        self._next_write_at = 0.0  # monotonic: no write starts before it, but for a flush
 
     @abstractmethod
     def _write(self, records: list[Record], durable: bool) -> None:
@@ -340,8 +354,8 @@ class ThreadedLogger(BaseLogger):
                 overflow_warning = self._drop_overflow()
                 if self._thread is None:
                     self._start_writer()
-                elif self._writer_waiting:  # else it takes these when its write is done
-                    self._cond.notify()
+                elif self._writer_waiting:  # else it takes these when its write (or write slot) is done
+                    self._cond.notify_all()
             error, self._error = self._error, None
             reports, self._reports = self._reports, []
         if overflow_warning is not None:
@@ -397,7 +411,7 @@ class ThreadedLogger(BaseLogger):
             ticket = self._requested
             self._requests.append((ticket, self._queued, action))
             self._start_writer()
-            self._cond.notify()
+            self._cond.notify_all()
         # A waiter abandoned on cancellation only sleeps out its timeout; the writer goes on regardless.
         try:
             done = await run_sync(self._wait_served, ticket, self.flush_timeout, grace=0.0, name="ignite_async-flush")
@@ -458,7 +472,15 @@ class ThreadedLogger(BaseLogger):
     def _take(self) -> tuple[list[Record], int, Literal["release", "close"] | None] | None:
         """The next records to write, the flush ticket their write serves, and the sink action after it;
         None once idle for a while (with self._cond held)."""
-        while not self._pending and not self._requests:
+        while not self._requests:
+            if self._pending:
+                # Records wait for the next write slot, so a remote sink gets fewer, larger requests; a
+                # flush request (notified) does not wait for it.
+                early = self._next_write_at - time.monotonic()
+                if early <= 0:
+                    break
+                self._cond.wait(early)
+                continue
             self._writer_waiting = True
             woken = self._cond.wait(_WRITER_LINGER)
             self._writer_waiting = False
@@ -479,6 +501,7 @@ class ThreadedLogger(BaseLogger):
                 action = requested_action
         self._in_write = len(records)
         self._write_started = time.monotonic()
+        self._next_write_at = self._write_started + self._write_interval
         return records, ticket, action
 
     def _run_writer(self) -> None:

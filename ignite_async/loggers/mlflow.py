@@ -57,17 +57,6 @@ def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
-def _metric_key(record: Record) -> str:
-    """pytorch-ignite 0.5.5's MLflow key: the tag and the name's parts joined by spaces ("training loss");
-    optimizer parameters as ``"[tag ]lr group_0"``."""
-    if record.tag == "optimizer":
-        *head, group = record.name.split("/")
-        if group.startswith("group"):
-            group = f"group_{group[5:]}"
-        return " ".join([*head, group])
-    return " ".join([record.tag, *record.name.split("/")]) if record.tag else record.name.replace("/", " ")
-
-
 def is_transient(error: BaseException) -> bool:
     """Whether ``error`` (from the MLflow client) may pass if the same request is sent again."""
     import requests
@@ -104,6 +93,8 @@ class MLflowLogger(ThreadedLogger):
     :param flush_timeout: seconds that the end of a run, :meth:`flush` and :meth:`close` wait for writes.
     :param max_pending: the most records that may wait for the server (None: no bound); beyond it the oldest
         are dropped, counted and reported.
+    :param flush_interval: the least seconds between two ``log_batch`` requests (records collected meanwhile
+        go together; the end of a run and :meth:`flush` do not wait for it): fewer requests for the server.
     :param max_retries: attempts after the first for a transient error (connection, timeout, 5xx, 429); then
         the batch is dropped, counted and reported.
     :param backoff: the first retry's delay in seconds, doubled each time, up to ``max_backoff``.
@@ -126,6 +117,7 @@ class MLflowLogger(ThreadedLogger):
         on_error: str = "raise",
         flush_timeout: float = 10.0,
         max_pending: int | None = 100_000,
+        flush_interval: float = 1.0,
         max_retries: int = 5,
         backoff: float = 0.5,
         max_backoff: float = 5.0,
@@ -143,6 +135,7 @@ class MLflowLogger(ThreadedLogger):
             raise ValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
         super().__init__(flush_timeout=flush_timeout, max_pending=max_pending)
         self.timeout = check_seconds("timeout", timeout)
+        self._write_interval = check_seconds("flush_interval", flush_interval, zero_ok=True)
         self.backoff = check_seconds("backoff", backoff, zero_ok=True)
         self.max_backoff = check_seconds("max_backoff", max_backoff, zero_ok=True)
         self.max_retries = max_retries
@@ -253,7 +246,7 @@ class MLflowLogger(ThreadedLogger):
         run_id = self.run_id or self._ensure_run()
         # The same entities on every attempt (one batch of at most 1000, the store's limit): the server
         # keeps one row per (key, timestamp, step, value), so a resend after a lost answer adds nothing.
-        metrics = [Metric(_metric_key(r), r.value, int(r.time * 1000), r.step) for r in records]
+        metrics = [Metric(r.key(" "), r.value, int(r.time * 1000), r.step) for r in records]
         try:
             self.client.log_batch(run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()])
         except MlflowException as exc:

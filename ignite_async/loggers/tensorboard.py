@@ -36,7 +36,8 @@ class _Histogram(Record):
 
 
 class TensorBoardLogger(ThreadedLogger):
-    """Scalars ``{tag}/{name}`` at ``step`` in TensorBoard event files under ``log_dir``, written by
+    """Scalars ``{tag}/{name}`` (learning rates as ``lr/group_0``: pytorch-ignite's tags) at ``step`` in
+    TensorBoard event files under ``log_dir``, written by
     ``torch.utils.tensorboard.SummaryWriter`` from the logger's writer thread, never from the event loop.
     The event file is closed when the last run that logs to it ends; a later run writes a new one in
     ``log_dir`` (TensorBoard reads them all). :meth:`attach` adds the model handlers
@@ -77,9 +78,9 @@ class TensorBoardLogger(ThreadedLogger):
     def _write(self, records: list[Record], durable: bool) -> None:
         for r in records:
             if isinstance(r, _Histogram):
-                self.writer.add_histogram(f"{r.tag}/{r.name}", r.values, global_step=r.step, walltime=r.time)
+                self.writer.add_histogram(r.key(), r.values, global_step=r.step, walltime=r.time)
             else:
-                self.writer.add_scalar(f"{r.tag}/{r.name}", r.value, global_step=r.step, walltime=r.time)
+                self.writer.add_scalar(r.key(), r.value, global_step=r.step, walltime=r.time)
         self.writer.flush()
 
     def _release_sink(self) -> None:

@@ -37,7 +37,8 @@ def _exit_code(error: BaseException | None) -> int:
 
 class WandBLogger(ThreadedLogger):
     """Records as the history of a `Weights & Biases <https://wandb.ai>`_ run: each record is the key
-    ``{tag}/{name}`` at W&B step ``step``, as pytorch-ignite's ``WandBLogger`` logs them. The records of one
+    ``{tag}/{name}`` (learning rates ``lr/group_0``) at W&B step ``step``, as pytorch-ignite's ``WandBLogger``
+    logs them. The records of one
     step go in one ``run.log(..., step=step)`` call, made by the logger's writer thread, never by the event
     loop; that thread also starts the W&B run (``wandb.init(project=project, **kwargs)``, which may start
     wandb's service process and, online, talk to the server), at the first record, :meth:`log_params` or
@@ -282,7 +283,7 @@ class WandBLogger(ThreadedLogger):
                 run.log(row, step=step)
                 row = {}
             step = r.step
-            key = f"{r.tag}/{r.name}" if r.tag else r.name
+            key = r.key()
             if isinstance(r, _Histogram):
                 row[key] = self._wandb.Histogram(r.values)  # type: ignore[arg-type]  # it takes numpy arrays
             else:

@@ -84,19 +84,20 @@ class SlowSink(ThreadedLogger):
         pass
 
 
-async def measure_gaps(seconds: float, logger: SlowSink | None) -> tuple[list[float], int, int]:
-    """Iterate a trivial async step for ``seconds`` beside ``logger`` (a slow sink, or none); return the sorted
-    gaps between iterations, the iterations, and the most iterations that ran during one write."""
+async def measure_gaps(seconds: float) -> tuple[list[float], SlowSink, int, int]:
+    """Iterate a trivial async step for ``seconds`` beside a slow sink; return the sorted gaps between
+    iterations, the logger, the iterations, and the most iterations that ran during one write."""
+    logger = SlowSink()
     engine = Engine(step)
-    if logger is not None:
-        attach(logger, engine)
+    attach(logger, engine)
     stamps: list[float] = []
     broken: list[ThreadedLoggerStatistics] = []
     end = time.perf_counter() + seconds
 
     def tick(engine: Engine) -> None:
         stamps.append(time.perf_counter())
-        if logger is not None and not adds_up(s := logger.statistics()):
+        s = logger.statistics()
+        if not adds_up(s):
             broken.append(s)
         if stamps[-1] > end:
             engine.terminate()
@@ -110,41 +111,54 @@ async def measure_gaps(seconds: float, logger: SlowSink | None) -> tuple[list[fl
     finally:
         gc.enable()
     assert broken == []
-    spans = logger.spans if logger is not None else []
-    during = [bisect.bisect(stamps, b) - bisect.bisect(stamps, a) for a, b in spans]
+    during = [bisect.bisect(stamps, b) - bisect.bisect(stamps, a) for a, b in logger.spans]
     gaps = sorted(b - a for a, b in itertools.pairwise(stamps))
-    return gaps, state.iteration, max(during, default=0)
+    return gaps, logger, state.iteration, max(during)
+
+
+async def longest_gap_without_a_logger(seconds: float) -> float:
+    """The longest gap between iterations of the same loop without a logger: what the machine alone shows."""
+    engine = Engine(step)
+    stamps: list[float] = []
+    end = time.perf_counter() + seconds
+
+    def tick(engine: Engine) -> None:
+        stamps.append(time.perf_counter())
+        if stamps[-1] > end:
+            engine.terminate()
+
+    engine.add_event_handler(Events.ITERATION_COMPLETED, tick)
+    gc.collect()
+    gc.disable()
+    try:
+        with anyio.fail_after(60):
+            await engine.run(range(10**8))
+    finally:
+        gc.enable()
+    return max(b - a for a, b in itertools.pairwise(stamps))
 
 
 async def test_a_slow_sink_never_holds_the_event_loop() -> None:
-    # The loop appends records and goes on; a write (50 ms) takes everything collected meanwhile. A loop that
-    # waited for a write would show gaps of 50 ms; the machine alone (the OS, the GIL handed to the writer
-    # thread and back, other processes on 2 cores) shows a few ms, so each attempt measures the same loop
-    # without a logger beside it, and the logger must add no pause beyond what the machine shows.
+    # The loop appends records and goes on; a write (50 ms) takes everything collected meanwhile.
     for attempt in range(3):
-        baseline, _, _ = await measure_gaps(0.5, None)
-        logger = SlowSink()
-        gaps, iterations, during_one_write = await measure_gaps(1.0, logger)
+        gaps, logger, iterations, during_one_write = await measure_gaps(1.0)
         assert during_one_write >= 100  # the loop kept going during a write (it used to wait for each)
+        p99, worst = gaps[int(len(gaps) * 0.99)], gaps[-1]
+        assert p99 < 0.005, f"p99 gap {p99 * 1e3:.2f} ms"
         stats = logger.statistics()
         assert (stats.written, stats.dropped, stats.pending, stats.logged) == (iterations, 0, 0, iterations)
         assert [r.step for batch in logger.batches for r in batch] == list(range(1, iterations + 1))  # in order
         assert stats.writes == len(logger.batches) < iterations / 100  # each write took many records
-        p99, worst = gaps[int(len(gaps) * 0.99)], gaps[-1]
-        allowed = max(0.005, 2 * baseline[-1] + 0.001)
-        if p99 < 0.005 and worst < allowed:
+        if worst < 0.005:
             break
-        logging.getLogger(__name__).warning(
-            "attempt %d: p99 %.2f ms, longest gap %.2f ms (without a logger: %.2f ms)",
-            attempt,
-            p99 * 1e3,
-            worst * 1e3,
-            baseline[-1] * 1e3,
-        )
-    assert p99 < 0.005, f"p99 gap {p99 * 1e3:.2f} ms"
-    assert worst < min(allowed, 0.025), (
-        f"longest gap {worst * 1e3:.2f} ms, {baseline[-1] * 1e3:.2f} ms without a logger"
-    )
+        # A longer gap can be the machine (the OS, or the GIL handed to the writer thread and back), not the
+        # logger: then it must not happen again on a second or third try.
+        logging.getLogger(__name__).warning("attempt %d: longest gap %.2f ms", attempt, worst * 1e3)
+    # Three tries with a longer gap: a loaded machine shows it too, or the logger. The same loop without a
+    # logger, measured now, tells which; a loop that waited for a write would show the write's 50 ms.
+    without = await longest_gap_without_a_logger(1.0)
+    assert worst < 0.025, f"longest gap {worst * 1e3:.2f} ms in 3 attempts: half a write"
+    assert worst < 5 * without + 0.002, f"longest gap {worst * 1e3:.2f} ms, {without * 1e3:.2f} ms without a logger"
 
 
 async def test_a_hanging_sink_holds_the_end_of_the_run_for_flush_timeout_only() -> None:
@@ -387,3 +401,22 @@ async def test_a_write_failing_at_the_end_of_run_flush_fails_the_run() -> None:
     assert engine.state.iteration == 3  # the run itself completed
     stats = logger.statistics()
     assert (stats.logged, stats.dropped, stats.written) == (1, 1, 0)
+
+
+async def test_write_interval_gathers_records_and_a_flush_does_not_wait_for_it() -> None:
+    class Spaced(Gated):
+        _write_interval = 30.0
+
+    logger = Spaced()
+    engine = Engine(step)
+    attach(logger, engine)
+
+    @engine.on(Events.ITERATION_COMPLETED(once=1))
+    async def first_write_started() -> None:
+        assert await anyio.to_thread.run_sync(logger.entered.wait, 20)
+
+    started = time.monotonic()
+    await engine.run(range(1, 21))
+    assert time.monotonic() - started < 15  # the end-of-run flush did not wait for the 30 s slot
+    assert [len(b) for b in logger.batches] == [1, 19]  # the first at once, the rest together at the flush
+    assert [r.value for b in logger.batches for r in b] == [float(i) for i in range(1, 21)]
