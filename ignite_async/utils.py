@@ -17,6 +17,7 @@ True
 from __future__ import annotations
 
 import logging
+import operator
 import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
@@ -39,7 +40,9 @@ def apply_to_type(x: Any, input_type: type | tuple[type, ...], func: Callable[[A
     :param input_type: the type (or tuple of types) that ``func`` applies to.
     :param func: the function applied to each object of ``input_type``.
     :return: ``x`` with ``func`` applied to its leaves of ``input_type``.
-    :raises TypeError: for a leaf that is neither of ``input_type`` nor a string, bytes, mapping or sequence.
+    :raises TypeError: for an ``input_type`` that is not a type or a tuple of types, a ``func`` that is not
+        callable (both at the call), or a leaf that is neither of ``input_type`` nor a string, bytes, mapping or
+        sequence.
 
     >>> from collections import namedtuple
     >>> from ignite_async.utils import apply_to_type
@@ -47,16 +50,31 @@ def apply_to_type(x: Any, input_type: type | tuple[type, ...], func: Callable[[A
     >>> apply_to_type([1, (2, 3), {"k": Point(4, 5)}, "s"], int, lambda n: n + 1)
     [2, (3, 4), {'k': Point(x=5, y=6)}, 's']
     """
+    types = input_type if isinstance(input_type, tuple) else (input_type,)
+    if not types or not all(isinstance(t, type) for t in types):
+        raise TypeError(
+            f"input_type must be a type (e.g. torch.Tensor) or a non-empty tuple of types, got {input_type!r}"
+        )
+    _check_func(func)
+    return _apply(x, input_type, func)
+
+
+def _check_func(func: object) -> None:
+    if not callable(func):
+        raise TypeError(f"func must be callable (it is applied to each matching object), got {func!r}")
+
+
+def _apply(x: Any, input_type: type | tuple[type, ...], func: Callable[[Any], Any]) -> Any:
     if isinstance(x, input_type):
         return func(x)
     if isinstance(x, (str, bytes)):
         return x
     if isinstance(x, Mapping):
-        return type(x)({key: apply_to_type(value, input_type, func) for key, value in x.items()})  # type: ignore[call-arg]
+        return type(x)({key: _apply(value, input_type, func) for key, value in x.items()})  # type: ignore[call-arg]
     if isinstance(x, tuple) and hasattr(x, "_fields"):  # a namedtuple takes its fields positionally
-        return type(x)(*(apply_to_type(item, input_type, func) for item in x))
+        return type(x)(*(_apply(item, input_type, func) for item in x))
     if isinstance(x, Sequence):
-        return type(x)([apply_to_type(item, input_type, func) for item in x])  # type: ignore[call-arg]
+        return type(x)([_apply(item, input_type, func) for item in x])  # type: ignore[call-arg]
     raise TypeError(f"expected {input_type}, or a mapping or sequence of them; got an object of type {type(x)}")
 
 
@@ -66,13 +84,15 @@ def apply_to_tensor(x: Any, func: Callable[[torch.Tensor], Any]) -> Any:
     :param x: a tensor, or a mapping or sequence of tensors (nested to any depth).
     :param func: the function applied to each tensor.
     :return: ``x`` rebuilt with ``func`` applied to each tensor (see :func:`apply_to_type`).
+    :raises TypeError: for a ``func`` that is not callable (at the call), or a leaf of another type.
 
     >>> import torch
     >>> from ignite_async.utils import apply_to_tensor
     >>> apply_to_tensor((torch.ones(2), [torch.zeros(1)]), lambda t: t + 1)
     (tensor([2., 2.]), [tensor([1.])])
     """
-    return apply_to_type(x, torch.Tensor, func)
+    _check_func(func)
+    return _apply(x, torch.Tensor, func)
 
 
 def convert_tensor(x: Any, device: str | torch.device | None = None, non_blocking: bool = False) -> Any:
@@ -85,6 +105,8 @@ def convert_tensor(x: Any, device: str | torch.device | None = None, non_blockin
     :param non_blocking: copy asynchronously with respect to the host where torch can (pinned CPU memory
         to a CUDA device).
     :return: ``x`` rebuilt around the moved tensors.
+    :raises TypeError: for a ``device`` that is not None, a string, a ``torch.device`` or a device index.
+    :raises ValueError: for a string that names no device (``"cpux"``).
 
     >>> import torch
     >>> from ignite_async.utils import convert_tensor
@@ -92,13 +114,22 @@ def convert_tensor(x: Any, device: str | torch.device | None = None, non_blockin
     >>> batch["x"].device, batch["id"]
     (device(type='cpu'), 'a')
     """
+    if device is not None:
+        if isinstance(device, bool) or not isinstance(device, (str, torch.device, int)):
+            raise TypeError(
+                f"device must be None, a string such as 'cuda:0', a torch.device or a device index, got {device!r}"
+            )
+        try:
+            torch.device(device)  # parses the name now, rather than at the first tensor
+        except RuntimeError as exc:
+            raise ValueError(f"device {device!r} names no torch device: {exc}") from exc
 
     def move(tensor: torch.Tensor) -> torch.Tensor:
         if device is None:
             return tensor
         return tensor.to(device=device, non_blocking=non_blocking)
 
-    return apply_to_tensor(x, move)
+    return _apply(x, torch.Tensor, move)
 
 
 def to_onehot(indices: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -106,15 +137,32 @@ def to_onehot(indices: torch.Tensor, num_classes: int) -> torch.Tensor:
 
     The result is on the device of ``indices``.
 
-    :param indices: an integer tensor of class indices, of any shape with a first (batch) dimension.
+    :param indices: an int64 (or int32) tensor of class indices, of any shape with a first (batch) dimension.
     :param num_classes: the number of classes, the size of the new dimension 1.
     :return: a ``uint8`` tensor holding 1 at each index along dimension 1 and 0 elsewhere.
+    :raises TypeError: for ``indices`` that are not an int64 or int32 tensor with a first dimension, or a
+        ``num_classes`` that is not an integer.
+    :raises ValueError: for ``num_classes < 1``.
 
     >>> import torch
     >>> from ignite_async.utils import to_onehot
     >>> to_onehot(torch.tensor([[1, 0]]), num_classes=2).shape
     torch.Size([1, 2, 2])
     """
+    if not isinstance(indices, torch.Tensor):
+        raise TypeError(
+            f"indices must be a tensor of class indices, got {type(indices).__name__}: pass torch.as_tensor(...)"
+        )
+    if indices.dtype not in (torch.int64, torch.int32):  # the index dtypes that scatter takes
+        raise TypeError(
+            f"indices must be an int64 (or int32) tensor, got dtype {indices.dtype}: convert with indices.long()"
+        )
+    if indices.dim() == 0:
+        raise TypeError("indices must have a first (batch) dimension, got a 0-dim tensor: pass indices.reshape(1)")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
+        raise TypeError(f"num_classes must be an integer, got {num_classes!r}")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     shape = (indices.shape[0], num_classes, *indices.shape[1:])
     onehot = torch.zeros(shape, dtype=torch.uint8, device=indices.device)
     return onehot.scatter_(1, indices.unsqueeze(1), 1)
@@ -146,6 +194,8 @@ def setup_logger(
     :param reset: configure an existing logger again, rather than keep its handlers, level and format.
     :param encoding: the encoding of the file at ``filepath``.
     :return: the logger.
+    :raises TypeError: for a ``distributed_rank`` that is neither None nor an integer.
+    :raises ValueError: for a negative ``distributed_rank``.
 
     >>> import logging, sys
     >>> from ignite_async.utils import setup_logger
@@ -156,6 +206,14 @@ def setup_logger(
     >>> logger.warning("again")
     [doctest-trainer] again
     """
+    if distributed_rank is not None:
+        if isinstance(distributed_rank, bool) or not isinstance(distributed_rank, int):
+            raise TypeError(
+                f"distributed_rank must be the process's rank (an int) or None to ask the process group, "
+                f"got {distributed_rank!r}"
+            )
+        if distributed_rank < 0:
+            raise ValueError(f"distributed_rank must be >= 0, got {distributed_rank}")
     existed = name is None or name in logging.root.manager.loggerDict
     logger = logging.getLogger(name)
 
@@ -195,7 +253,9 @@ def manual_seed(seed: int) -> None:
 
     After ``manual_seed(s)`` every one of them draws what it draws after pytorch-ignite's ``manual_seed(s)``.
 
-    :param seed: the seed.
+    :param seed: the seed, an integer in ``[0, 2**32 - 1]`` (numpy's range).
+    :raises TypeError: for a seed that is not an integer (``1.5``, ``"1"``).
+    :raises ValueError: for a seed outside ``[0, 2**32 - 1]``.
 
     >>> import random
     >>> import numpy as np
@@ -204,6 +264,12 @@ def manual_seed(seed: int) -> None:
     >>> manual_seed(7); first == (random.random(), np.random.rand())
     True
     """
+    try:
+        seed = operator.index(seed)  # ints and numpy integers, not floats or strings
+    except TypeError:
+        raise TypeError(f"seed must be an integer, got {seed!r}: pass int(seed)") from None
+    if not 0 <= seed <= 2**32 - 1:
+        raise ValueError(f"seed must be in [0, 2**32 - 1] (numpy's range), got {seed}")
     random.seed(seed)
     torch.manual_seed(seed)  # seeds the CUDA generators too, lazily
     if torch.cuda.is_available():

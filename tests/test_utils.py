@@ -299,3 +299,108 @@ def test_defaults_match_ignite() -> None:
         mine_params = inspect.signature(getattr(ours, name)).parameters
         ref_params = inspect.signature(getattr(ref, name)).parameters
         assert [(k, p.default) for k, p in mine_params.items()] == [(k, p.default) for k, p in ref_params.items()]
+
+
+# Bad input is refused at the call, naming the argument and the fix (pytorch-ignite fails later, inside torch or
+# numpy, or not at all).
+
+
+@pytest.mark.parametrize(
+    ("indices", "num_classes", "error", "match"),
+    [
+        ([1, 2], 3, TypeError, r"indices must be a tensor.*torch\.as_tensor"),
+        (torch.tensor([1.5]), 3, TypeError, r"int64 \(or int32\) tensor, got dtype torch\.float32.*indices\.long\(\)"),
+        (torch.tensor([True]), 3, TypeError, r"got dtype torch\.bool"),
+        (torch.tensor([1], dtype=torch.uint8), 3, TypeError, r"got dtype torch\.uint8"),
+        (torch.tensor(1), 3, TypeError, r"first \(batch\) dimension.*reshape\(1\)"),
+        (torch.tensor([1]), "3", TypeError, "num_classes must be an integer, got '3'"),
+        (torch.tensor([1]), 3.0, TypeError, "num_classes must be an integer, got 3.0"),
+        (torch.tensor([0]), 0, ValueError, "num_classes must be >= 1, got 0"),
+    ],
+)
+def test_to_onehot_refuses_bad_input_at_the_call(indices: Any, num_classes: Any, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        ours.to_onehot(indices, num_classes)
+    assert same(ours.to_onehot(torch.tensor([1], dtype=torch.int32), 3), ref.to_onehot(torch.tensor([1]), 3))
+
+
+@pytest.mark.usefixtures("restore_rng")
+@pytest.mark.parametrize(
+    ("seed", "error", "match"),
+    [
+        ("a", TypeError, r"seed must be an integer, got 'a': pass int\(seed\)"),
+        (1.5, TypeError, "seed must be an integer, got 1.5"),
+        (None, TypeError, "seed must be an integer, got None"),
+        (-1, ValueError, r"seed must be in \[0, 2\*\*32 - 1\].*got -1"),
+        (2**32, ValueError, r"got 4294967296"),
+    ],
+)
+def test_manual_seed_refuses_bad_input_at_the_call(seed: Any, error: type, match: str) -> None:
+    state = torch.get_rng_state()
+    with pytest.raises(error, match=match):
+        ours.manual_seed(seed)
+    assert torch.equal(torch.get_rng_state(), state)  # refused before any generator was seeded
+    ref.manual_seed(5)
+    theirs = draws()
+    ours.manual_seed(np.int64(5))  # a numpy integer is an integer
+    assert all(same(a, b) for a, b in zip(draws().values(), theirs.values(), strict=True))
+
+
+@pytest.mark.parametrize(
+    ("device", "error", "match"),
+    [
+        (
+            3.5,
+            TypeError,
+            r"device must be None, a string such as 'cuda:0', a torch\.device or a device index, got 3\.5",
+        ),
+        (True, TypeError, "got True"),
+        ("cpux", ValueError, "device 'cpux' names no torch device"),
+    ],
+)
+def test_convert_tensor_refuses_a_bad_device_at_the_call(device: Any, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        ours.convert_tensor([], device=device)  # refused even with no tensor to move
+    assert same(ours.convert_tensor([torch.ones(1)], device=torch.device("cpu")), [torch.ones(1)])
+
+
+@pytest.mark.parametrize(
+    ("input_type", "func", "match"),
+    [
+        (3, abs, r"input_type must be a type \(e\.g\. torch\.Tensor\) or a non-empty tuple of types, got 3"),
+        ((int, "str"), abs, r"got \(<class 'int'>, 'str'\)"),
+        ((), abs, r"got \(\)"),
+        (int, "f", "func must be callable.*got 'f'"),
+    ],
+)
+def test_apply_to_type_refuses_bad_arguments_at_the_call(input_type: Any, func: Any, match: str) -> None:
+    with pytest.raises(TypeError, match=match):
+        ours.apply_to_type([], input_type, func)  # refused even with nothing to apply to
+    assert ours.apply_to_type([1, (2,)], (int, float), lambda n: -n) == ref.apply_to_type(
+        [1, (2,)], (int, float), lambda n: -n
+    )
+
+
+def test_apply_to_tensor_refuses_a_func_that_is_not_callable_at_the_call() -> None:
+    with pytest.raises(TypeError, match=r"func must be callable.*got 'f'"):
+        ours.apply_to_tensor([], "f")
+    with pytest.raises(TypeError, match=r"func must be callable.*got None"):
+        ours.apply_to_tensor(torch.ones(1), None)
+
+
+@pytest.mark.parametrize(
+    ("rank", "error", "match"),
+    [
+        ("a", TypeError, r"distributed_rank must be the process's rank \(an int\) or None.*got 'a'"),
+        (1.0, TypeError, "got 1.0"),
+        (True, TypeError, "got True"),
+        (-1, ValueError, "distributed_rank must be >= 0, got -1"),
+    ],
+)
+def test_setup_logger_refuses_a_bad_distributed_rank_at_the_call(
+    logger_names: Callable[[], tuple[str, str]], rank: Any, error: type, match: str
+) -> None:
+    name, _ = logger_names()
+    with pytest.raises(error, match=match):
+        ours.setup_logger(name, distributed_rank=rank)
+    assert name not in logging.root.manager.loggerDict  # refused before the logger was made

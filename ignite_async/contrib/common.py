@@ -51,8 +51,15 @@ from ignite_async.handlers import (
     TerminateOnNan,
     global_step_from_engine,
 )
-from ignite_async.loggers import BaseLogger, HTTPLogger, JSONLinesLogger, TensorBoardLogger
-from ignite_async.metrics import RunningAverage
+from ignite_async.loggers import (
+    BaseLogger,
+    HTTPLogger,
+    JSONLinesLogger,
+    MLflowLogger,
+    TensorBoardLogger,
+    WandBLogger,
+)
+from ignite_async.metrics import GpuInfo, RunningAverage
 
 __all__ = [
     "add_early_stopping_by_val_score",
@@ -64,7 +71,9 @@ __all__ = [
     "setup_common_training_handlers",
     "setup_http_logging",
     "setup_jsonl_logging",
+    "setup_mlflow_logging",
     "setup_tb_logging",
+    "setup_wandb_logging",
 ]
 
 MetricNames = str | Sequence[str]
@@ -83,6 +92,30 @@ def _check_every(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     return value
+
+
+def _check_output_names(output_names: object) -> list[str] | None:
+    if output_names is None:
+        return None
+    if isinstance(output_names, str):
+        raise TypeError(f"output_names must be a list of names, got the string {output_names!r}")
+    if not isinstance(output_names, Iterable):
+        raise TypeError(
+            f"output_names must be a list of names (str) of the process function's outputs, got {output_names!r}"
+        )
+    names = list(output_names)
+    bad = [name for name in names if not isinstance(name, str)]
+    if bad:
+        raise TypeError(f"output_names must hold names (str), got {bad!r} in {names!r}")
+    return names
+
+
+def _check_metric_name(metric_name: object) -> str:
+    if not isinstance(metric_name, str):
+        raise TypeError(
+            f"metric_name must be the name (str) of a metric in evaluator.state.metrics, got {metric_name!r}"
+        )
+    return metric_name
 
 
 def empty_cuda_cache(_: Engine | None = None) -> None:
@@ -159,7 +192,7 @@ def setup_common_training_handlers(
     each epoch.
 
     Differences from pytorch-ignite: one rich bar stands for its two tqdm bars (ours shows the epoch count in
-    its label). ``with_gpu_stats=True`` raises ``NotImplementedError``: ``GpuInfo`` is not ported. In a
+    its label). In a
     distributed job, ``train_sampler.set_epoch(epoch - 1)`` is called at each ``EPOCH_STARTED`` only when it
     is not the sampler of the loader the trainer runs on, since the engine already sets that one's epoch. A
     ``save_handler`` must be a :class:`~ignite_async.handlers.BaseSaveHandler` (not any callable).
@@ -167,9 +200,10 @@ def setup_common_training_handlers(
     :raises ValueError: for ``output_path`` with ``save_handler``, ``to_save`` with neither, or a
         ``save_every_iters``/``log_every_iters`` that is not an integer >= 1.
     :raises TypeError: for a ``trainer`` that is not an ignite_async ``Engine``, a non-callable
-        ``lr_scheduler``, ``output_names`` given as one string, or (distributed) a ``train_sampler`` that is
-        not a ``DistributedSampler``.
-    :raises NotImplementedError: for ``with_gpu_stats=True``.
+        ``lr_scheduler``, ``output_names`` that is not an iterable of strings (one string included), or
+        (distributed) a ``train_sampler`` that is not a ``DistributedSampler``.
+    :raises RuntimeError: for ``with_gpu_stats=True`` on a machine without a CUDA GPU (from
+        :class:`~ignite_async.metrics.GpuInfo`, which writes ``"gpu:0 mem(%)"`` and ``"gpu:0 util(%)"``).
 
     >>> import asyncio
     >>> from ignite_async import Engine
@@ -208,13 +242,9 @@ def setup_common_training_handlers(
     _check_every("log_every_iters", log_every_iters)
     if lr_scheduler is not None and not callable(lr_scheduler) and not hasattr(lr_scheduler, "step"):
         raise TypeError(f"lr_scheduler must be a torch LR scheduler or a callable handler, got {lr_scheduler!r}")
-    if isinstance(output_names, str):
-        raise TypeError(f"output_names must be a list of names, got the string {output_names!r}")
-    names = None if output_names is None else list(output_names)
-    if with_gpu_stats:
-        raise NotImplementedError(
-            "with_gpu_stats=True: GpuInfo is not ported to ignite_async yet; pass with_gpu_stats=False"
-        )
+    names = _check_output_names(output_names)
+    if with_gpu_stats:  # first, as in pytorch-ignite: on a machine without a GPU, nothing is attached
+        GpuInfo().attach(trainer, name="gpu", event_name=Events.ITERATION_COMPLETED(every=log_every_iters))
 
     if stop_on_nan:
         trainer.add_event_handler(Events.ITERATION_COMPLETED, TerminateOnNan())
@@ -270,7 +300,8 @@ def gen_save_best_models_by_val_score(
     lowest (a loss). ``kwargs`` go to the Checkpoint.
 
     :return: the Checkpoint, attached.
-    :raises TypeError: for an ``evaluator`` or ``trainer`` that is not an ignite_async ``Engine``.
+    :raises TypeError: for an ``evaluator`` or ``trainer`` that is not an ignite_async ``Engine``, or a
+        ``metric_name`` that is not a string.
 
     >>> import asyncio, tempfile
     >>> from pathlib import Path
@@ -297,6 +328,7 @@ def gen_save_best_models_by_val_score(
     _check_engine("evaluator", evaluator)
     if trainer is not None:
         _check_engine("trainer", trainer)
+    _check_metric_name(metric_name)
     to_save: Mapping[str, nn.Module] = {"model": models} if isinstance(models, nn.Module) else models
     checkpointer = Checkpoint(
         to_save,
@@ -393,6 +425,7 @@ def _setup_logging(
     log_every_iters: int | None,
     trainer_metric_names: MetricNames,
     evaluator_metric_names: MetricNames,
+    evaluator_step_event: Any = None,
 ) -> None:
     every = 1 if log_every_iters is None else log_every_iters
     logger.attach_output_handler(
@@ -406,7 +439,8 @@ def _setup_logging(
             )
     if evaluators is not None:
         by_name = {"validation": evaluators} if isinstance(evaluators, Engine) else evaluators
-        step = global_step_from_engine(trainer)
+        # The trainer's epoch, or its counter of evaluator_step_event (W&B needs steps that never decrease).
+        step = global_step_from_engine(trainer, custom_event_name=evaluator_step_event)
         for name, evaluator in by_name.items():
             logger.attach_output_handler(
                 evaluator, Events.COMPLETED, name, metric_names=evaluator_metric_names, global_step_transform=step
@@ -531,5 +565,96 @@ def setup_http_logging(
     logger = HTTPLogger(url, **kwargs)
     _setup_logging(
         logger, trainer, optimizers, evaluators, log_every_iters, trainer_metric_names, evaluator_metric_names
+    )
+    return logger
+
+
+def setup_mlflow_logging(
+    trainer: Engine,
+    optimizers: Optimizers | None = None,
+    evaluators: Evaluators | None = None,
+    log_every_iters: int | None = 100,
+    *,
+    trainer_metric_names: MetricNames = "all",
+    evaluator_metric_names: MetricNames = "all",
+    **kwargs: Any,
+) -> MLflowLogger:
+    """:func:`setup_tb_logging`'s records, as the metrics of an MLflow run, by an
+    :class:`~ignite_async.loggers.MLflowLogger` (``kwargs`` go to it: ``tracking_uri``, ``experiment``,
+    ``run_name``, ...; ``pip install 'ignite-async[mlflow]'``).
+
+    The keys are pytorch-ignite's: ``"training loss"``, ``"lr group_0"`` (``"<key> lr group_0"`` for a dict of
+    optimizers), ``"validation accuracy"``; evaluators at the trainer's epoch. The run is created when the
+    trainer starts and ended (FINISHED, FAILED or KILLED) when its run ends; close the logger when done.
+
+    :raises TypeError: for a ``trainer`` that is not an ignite_async ``Engine``, or ``optimizers`` or
+        ``evaluators`` of the wrong type.
+    :raises ValueError: for a ``log_every_iters`` that is not None or an integer >= 1.
+    :raises ImportError: naming ``pip install 'ignite-async[mlflow]'`` if MLflow is missing.
+
+    Building and attaching it contacts nothing; the run is created when the trainer starts:
+
+    >>> import asyncio
+    >>> from ignite_async import Engine
+    >>> from ignite_async.contrib.common import setup_mlflow_logging
+    >>> trainer = Engine(lambda engine, batch: None)
+    >>> logger = setup_mlflow_logging(trainer, tracking_uri="http://127.0.0.1:5000", experiment="demo")
+    >>> type(logger).__name__, logger.run_id
+    ('MLflowLogger', None)
+    >>> asyncio.run(logger.close())  # nothing was logged: nothing is sent
+    """
+    _check_logging_args(trainer, optimizers, evaluators, log_every_iters)
+    logger = MLflowLogger(**kwargs)
+    _setup_logging(
+        logger, trainer, optimizers, evaluators, log_every_iters, trainer_metric_names, evaluator_metric_names
+    )
+    return logger
+
+
+def setup_wandb_logging(
+    trainer: Engine,
+    optimizers: Optimizers | None = None,
+    evaluators: Evaluators | None = None,
+    log_every_iters: int | None = 100,
+    *,
+    trainer_metric_names: MetricNames = "all",
+    evaluator_metric_names: MetricNames = "all",
+    **kwargs: Any,
+) -> WandBLogger:
+    """:func:`setup_tb_logging`'s records, as the history of a Weights & Biases run, by a
+    :class:`~ignite_async.loggers.WandBLogger` (``kwargs`` go to it, and on to ``wandb.init``: ``project``,
+    ``name``, ``config``, ``mode``, ``dir``, ...; ``pip install 'ignite-async[wandb]'``).
+
+    As in pytorch-ignite, the evaluators' metrics are logged at the trainer's *iteration* (W&B steps must
+    not decrease), under ``"<evaluator key>/<metric>"``; the trainer's under ``"training/<metric>"``. The
+    W&B run is started at the first record and finished when the logger is closed.
+
+    :raises TypeError: for a ``trainer`` that is not an ignite_async ``Engine``, ``optimizers`` or
+        ``evaluators`` of the wrong type, or a keyword that ``wandb.init`` does not take.
+    :raises ValueError: for a ``log_every_iters`` that is not None or an integer >= 1.
+    :raises ImportError: naming ``pip install 'ignite-async[wandb]'`` if wandb is missing.
+
+    Building and attaching it starts no W&B run; that happens at the first record:
+
+    >>> import asyncio
+    >>> from ignite_async import Engine
+    >>> from ignite_async.contrib.common import setup_wandb_logging
+    >>> trainer = Engine(lambda engine, batch: None)
+    >>> logger = setup_wandb_logging(trainer, project="demo", mode="offline")
+    >>> type(logger).__name__, logger.run is None
+    ('WandBLogger', True)
+    >>> asyncio.run(logger.close())  # nothing was logged: no run was started
+    """
+    _check_logging_args(trainer, optimizers, evaluators, log_every_iters)
+    logger = WandBLogger(**kwargs)
+    _setup_logging(
+        logger,
+        trainer,
+        optimizers,
+        evaluators,
+        log_every_iters,
+        trainer_metric_names,
+        evaluator_metric_names,
+        evaluator_step_event=Events.ITERATION_COMPLETED,
     )
     return logger

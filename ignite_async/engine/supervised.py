@@ -11,6 +11,7 @@ import anyio.to_thread
 import torch
 
 from ignite_async.engine.engine import Engine
+from ignite_async.engine.events import Events
 
 __all__ = ["create_supervised_evaluator", "create_supervised_trainer", "prepare_batch"]
 
@@ -89,6 +90,7 @@ def create_supervised_trainer(
     prepare_batch: Callable[..., Any] = prepare_batch,
     model_transform: Callable[[Any], Any] = lambda output: output,
     output_transform: Callable[[Any, Any, Any, torch.Tensor], Any] = lambda x, y, y_pred, loss: loss.item(),
+    deterministic: bool = False,
     amp_mode: str | None = None,
     scaler: bool | torch.amp.GradScaler = False,
     gradient_accumulation_steps: int = 1,
@@ -111,6 +113,17 @@ def create_supervised_trainer(
     to the true gradients. Both may be given: the values are clipped first, then the norm. Both None (the
     default) leaves the step exactly pytorch-ignite's.
 
+    ``deterministic`` is accepted in pytorch-ignite's place, for ported calls; no special engine class is
+    returned, since every :class:`~ignite_async.Engine` resumes a map-style ``DataLoader`` exactly mid-epoch.
+    What ``deterministic=True`` does is what pytorch-ignite's ``DeterministicEngine`` does to torch when
+    the run starts on a machine with CUDA: ``torch.use_deterministic_algorithms(True, warn_only=True)`` and
+    ``torch.backends.cudnn.benchmark = False`` (process-wide settings, left set after the run, as there).
+    Unlike ``DeterministicEngine``, the random generators are not re-seeded at each epoch (it draws a seed
+    at the start and seeds ``seed + epoch``), so the random streams are those of ``deterministic=False``;
+    save and restore them with :class:`~ignite_async.handlers.RNGStates` in the checkpoint to resume them.
+
+    :raises TypeError: for a ``deterministic`` that is not a bool, or a ``gradient_accumulation_steps`` that
+        is not an integer.
     :raises ValueError: for ``gradient_accumulation_steps < 1``, an unknown ``amp_mode``, or a
         ``clip_grad_norm`` or ``clip_grad_value`` that is not a positive finite number.
 
@@ -122,6 +135,8 @@ def create_supervised_trainer(
     >>> isinstance(state.output, float)
     True
     """
+    if not isinstance(deterministic, bool):
+        raise TypeError(f"deterministic must be True or False, got {deterministic!r}")
     if isinstance(gradient_accumulation_steps, bool) or not isinstance(gradient_accumulation_steps, int):
         raise TypeError(f"gradient_accumulation_steps must be an integer, got {gradient_accumulation_steps!r}")
     if gradient_accumulation_steps < 1:
@@ -161,7 +176,18 @@ def create_supervised_trainer(
                 optimizer.step()
         return output_transform(x, y, y_pred, loss * k)
 
-    return Engine(_process(step, step_in_thread))
+    trainer = Engine(_process(step, step_in_thread))
+    if deterministic:
+        trainer.add_event_handler(Events.STARTED, _deterministic_algorithms)
+    return trainer
+
+
+def _deterministic_algorithms(_: Engine) -> None:
+    """What pytorch-ignite's DeterministicEngine sets at each run's start, with CUDA only (as there: on the CPU
+    alone, deterministic algorithms would turn some ops into warnings or errors for no benefit)."""
+    if torch.cuda.is_available():
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
 
 
 def create_supervised_evaluator(

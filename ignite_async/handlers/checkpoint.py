@@ -906,7 +906,8 @@ class Checkpoint:
 
         :param load_kwargs: keyword arguments for :meth:`load_objects` (``strict=False``, ``safe_globals=...``).
         :raises AttributeError: if the save handler is not a DiskSaver (as pytorch-ignite).
-        :raises TypeError: for an unknown filename component or a ``load_kwargs`` that is not a mapping.
+        :raises TypeError: for a ``to_load`` that is not a mapping, an unknown filename component or a
+            ``load_kwargs`` that is not a mapping.
         :raises ValueError: if nothing was saved yet and no component names a file.
         :raises FileNotFoundError: naming the file if the components name none.
 
@@ -922,6 +923,11 @@ class Checkpoint:
         >>> checkpointer.reload_objects({"model": model}, global_step=2)  # model_2.pt
         >>> checkpointer.reload_objects({"model": model})  # the newest: model_4.pt
         """
+        if not isinstance(to_load, Mapping):
+            raise TypeError(
+                f"to_load must be a mapping of names to objects with load_state_dict (e.g. {{'model': model}}), "
+                f"got {type(to_load).__name__}: the file is chosen by this Checkpoint or the filename components"
+            )
         if not isinstance(self._saver, DiskSaver):
             raise AttributeError(
                 f"reload_objects needs a DiskSaver as save_handler, this Checkpoint has a "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import numbers
 import warnings
 from typing import Any
 
@@ -14,6 +15,11 @@ from ignite_async.engine import Engine, Events
 __all__ = ["EMAHandler"]
 
 _BUFFER_MODES = ("copy", "update", "ema_train")
+
+
+def _is_real(value: object) -> bool:
+    """A real number (numpy's included), not a bool; a function, so that the types declared stay as they are."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 class _MomentumWarmup:
@@ -59,10 +65,15 @@ class EMAHandler:
 
     :param model: the online model; a ``DistributedDataParallel`` is unwrapped to its ``module``.
     :param momentum: the momentum after the warmup, in ``(0, 1)``.
-    :param momentum_warmup: the momentum at the first update, or None for no warmup.
-    :param warmup_iters: the number of updates of the warmup, or None for no warmup.
+    :param momentum_warmup: the momentum at the first update, in ``(0, 1]`` (1 starts the EMA model as a copy),
+        or None for no warmup.
+    :param warmup_iters: the number of updates of the warmup, an integer >= 1, or None for no warmup.
     :param handle_buffers: ``"copy"``, ``"update"`` or ``"ema_train"``, as above.
-    :raises ValueError: for a momentum outside ``(0, 1)``, a ``model`` that is not an ``nn.Module``, or another
+    :raises TypeError: for a ``momentum`` or ``momentum_warmup`` that is not a real number, or a
+        ``warmup_iters`` that is not an integer (for a momentum, pytorch-ignite raises TypeError too, comparing it).
+    :raises ValueError: for a momentum outside ``(0, 1)``, a ``momentum_warmup`` outside ``(0, 1]``, a
+        ``warmup_iters < 1``, only one of ``momentum_warmup`` and ``warmup_iters`` (pytorch-ignite then runs
+        with no warmup, silently), a ``model`` that is not an ``nn.Module`` or has no parameters, or another
         ``handle_buffers``.
 
     >>> import asyncio, torch
@@ -86,8 +97,28 @@ class EMAHandler:
         warmup_iters: int | None = None,
         handle_buffers: str = "copy",
     ) -> None:
+        if not _is_real(momentum):
+            raise TypeError(f"momentum must be a real number in (0, 1), got {momentum!r}")
         if not 0 < momentum < 1:
             raise ValueError(f"momentum must be in (0, 1), got {momentum!r}")
+        if momentum_warmup is not None:
+            if not _is_real(momentum_warmup):
+                raise TypeError(f"momentum_warmup must be a real number in (0, 1] or None, got {momentum_warmup!r}")
+            if not 0 < momentum_warmup <= 1:  # NaN fails this too
+                # A momentum above 1 gives weights outside the segment between the EMA and the model's: they diverge.
+                raise ValueError(f"momentum_warmup must be in (0, 1], got {momentum_warmup!r}")
+        if warmup_iters is not None:
+            if isinstance(warmup_iters, bool) or not isinstance(warmup_iters, numbers.Integral | int):
+                raise TypeError(f"warmup_iters must be an integer >= 1 or None, got {warmup_iters!r}")
+            if warmup_iters < 1:
+                raise ValueError(f"warmup_iters must be >= 1, got {warmup_iters}")
+        if (momentum_warmup is None) != (warmup_iters is None):
+            given, missing = (
+                ("momentum_warmup", "warmup_iters") if warmup_iters is None else ("warmup_iters", "momentum_warmup")
+            )
+            raise ValueError(
+                f"{given} was given without {missing}: a warmup needs both (pass {missing} too), none needs neither"
+            )
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
         if handle_buffers not in _BUFFER_MODES:
@@ -133,7 +164,13 @@ class EMAHandler:
         :param name: the state attribute holding the momentum.
         :param warn_if_exists: whether to warn if ``engine.state`` already has ``name``.
         :param event: the event (with a filter if you like) at which to update.
+        :raises TypeError: for an ``engine`` that is not an ignite_async ``Engine``.
         """
+        if not isinstance(engine, Engine):
+            raise TypeError(
+                f"engine must be an ignite_async Engine (the trainer), got "
+                f"{type(engine).__module__}.{type(engine).__name__}"
+            )
         if hasattr(engine.state, name):
             if warn_if_exists:
                 warnings.warn(

@@ -18,6 +18,7 @@ class EpochOutputStore:
     epoch stay in memory, so transform them down to what you need.
 
     :param output_transform: maps the engine's output to what is stored (by default the output itself).
+    :raises TypeError: for an ``output_transform`` that is not callable (at the call, not during the run).
 
     >>> import asyncio
     >>> from ignite_async import Engine
@@ -31,6 +32,11 @@ class EpochOutputStore:
     """
 
     def __init__(self, output_transform: Callable[[Any], Any] = lambda x: x) -> None:
+        if not callable(output_transform):
+            raise TypeError(
+                f"output_transform must be callable (it maps engine.state.output to what is stored), "
+                f"got {output_transform!r}"
+            )
         self.data: list[Any] = []
         self.output_transform = output_transform
 

@@ -25,6 +25,8 @@ def global_step_from_engine(
     :param custom_event_name: the event whose counter to read, whatever the logger fired on; None for that event.
     :param fallback_attr: the state attribute read for an event that counts nothing.
     :return: a function usable as ``global_step_transform``.
+    :raises TypeError: for an ``engine`` that is not an ignite_async ``Engine``, or a ``fallback_attr`` that is
+        not a string (at the call, rather than at the first logged record).
 
     >>> from ignite_async import Engine, Events
     >>> from ignite_async.handlers import global_step_from_engine
@@ -40,6 +42,13 @@ def global_step_from_engine(
         logger.attach_output_handler(evaluator, Events.COMPLETED, "validation", metric_names="all",
                                      global_step_transform=global_step_from_engine(trainer))
     """
+    if not isinstance(engine, Engine):
+        raise TypeError(
+            f"engine must be the ignite_async Engine whose counters give the step (the trainer), got "
+            f"{type(engine).__module__}.{type(engine).__name__}"
+        )
+    if not isinstance(fallback_attr, str):
+        raise TypeError(f"fallback_attr must be the name (str) of a state attribute, got {fallback_attr!r}")
 
     def global_step(_: Any, event_name: Any) -> int:
         event = event_name if custom_event_name is None else custom_event_name

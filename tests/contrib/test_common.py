@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from ignite_async.handlers import DiskSaver, PiecewiseLinear
 from ignite_async.loggers import read_jsonl
 from ignite_async.metrics import Accuracy, Loss
 from tests.loggers._http_server import Collector, serve
+from tests.loggers._wandb_offline import read_run, run_dirs, settle
 
 # Events recorded on the trainer (EXCEPTION_RAISED is left out: a handler there changes how a run fails).
 TRACED = [
@@ -229,19 +231,18 @@ async def test_the_cifar10_recipe_matches_pytorch_ignite(
     assert ours.train_metrics == pytest.approx(expected.train_metrics, rel=1e-6)
     assert ours.val_metrics == pytest.approx(expected.val_metrics, rel=1e-6)
     assert ours.lr == pytest.approx(expected.lr)
-    # TensorBoard: the same scalars at the same steps; the learning rate under our logger's own tag.
-    renamed = {("optimizer/lr/group0" if tag == "lr/group_0" else tag): v for tag, v in expected.scalars.items()}
+    # TensorBoard: the same scalars at the same steps, under pytorch-ignite's tags.
     assert (
         set(ours.scalars)
-        == set(renamed)
+        == set(expected.scalars)
         == {
             "training/batch loss",
-            "optimizer/lr/group0",
+            "lr/group_0",
             "test/accuracy",
             "test/loss",
         }
     )
-    for tag, points in renamed.items():
+    for tag, points in expected.scalars.items():
         assert [s for s, _ in ours.scalars[tag]] == [s for s, _ in points], tag
         assert [v for _, v in ours.scalars[tag]] == pytest.approx([v for _, v in points], rel=1e-6), tag
     assert [s for s, _ in ours.scalars["test/accuracy"]] == [1, 2, 3]  # at the trainer's epoch
@@ -289,8 +290,10 @@ def test_bad_checkpoint_arguments_raise_what_pytorch_ignite_raises(
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"with_gpu_stats": True}, NotImplementedError, "GpuInfo is not ported"),
+        ({"with_gpu_stats": True}, RuntimeError, "GpuInfo needs a CUDA GPU"),
         ({"output_names": "loss"}, TypeError, "output_names must be a list of names"),
+        ({"output_names": 3}, TypeError, r"output_names must be a list of names \(str\).*got 3"),
+        ({"output_names": ["loss", 1]}, TypeError, r"output_names must hold names \(str\), got \[1\]"),
         ({"log_every_iters": 0}, ValueError, "log_every_iters must be an integer >= 1"),
         ({"save_every_iters": 1.5}, ValueError, "save_every_iters must be an integer >= 1"),
         ({"lr_scheduler": 0.1}, TypeError, "lr_scheduler must be a torch LR scheduler or a callable"),
@@ -504,8 +507,25 @@ def test_bad_logging_arguments_raise_what_pytorch_ignite_raises(tmp_path: Path) 
         ):
             with pytest.raises(TypeError, match=match):
                 setup(target, Engine(lambda e, b: 0.0), **kwargs)
+        for tracker in (common.setup_mlflow_logging, common.setup_wandb_logging):  # refused before a client is made
+            with pytest.raises(TypeError, match=match):
+                tracker(Engine(lambda e, b: 0.0), **kwargs)
     with pytest.raises(ValueError, match="log_every_iters must be an integer >= 1"):
         common.setup_jsonl_logging(tmp_path / "m.jsonl", Engine(lambda e, b: 0.0), log_every_iters=0)
+    for tracker in (common.setup_mlflow_logging, common.setup_wandb_logging):
+        with pytest.raises(TypeError, match="trainer must be an ignite_async Engine"):
+            tracker(IgniteEngine(lambda e, b: 0.0))
+        with pytest.raises(ValueError, match="log_every_iters must be an integer >= 1"):
+            tracker(Engine(lambda e, b: 0.0), log_every_iters=0)
+
+
+def test_a_metric_name_that_is_not_a_string_is_refused_at_the_call(tmp_path: Path) -> None:
+    evaluator = Engine(lambda e, b: None)
+    with pytest.raises(TypeError, match=r"metric_name must be the name \(str\) of a metric.*got 3"):
+        common.gen_save_best_models_by_val_score(tmp_path, evaluator, nn.Linear(1, 1), 3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="metric_name must be"):
+        common.save_best_model_by_val_score(tmp_path, evaluator, nn.Linear(1, 1), None)  # type: ignore[arg-type]
+    assert not list(tmp_path.iterdir())  # nothing was attached or written
 
 
 def _trainer_with_evaluators() -> tuple[Engine, torch.optim.Optimizer, dict[str, Engine]]:
@@ -583,3 +603,135 @@ async def test_a_single_evaluator_logs_under_validation_and_none_means_every_ite
         ("training", "loss", 2),
         ("validation", "acc", 1),
     }
+
+
+# MLflow and W&B recipes, against pytorch-ignite's on the same servers and files
+
+
+def _ignite_trainer_with_evaluators() -> tuple[IgniteEngine, torch.optim.Optimizer, dict[str, IgniteEngine]]:
+    """pytorch-ignite's twin of _trainer_with_evaluators: the same metrics at the same events."""
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.25)
+    trainer = IgniteEngine(lambda e, b: 0.0)
+    trainer.add_event_handler(
+        IgniteEvents.ITERATION_COMPLETED, lambda e: e.state.metrics.update(loss=e.state.iteration / 10)
+    )
+    evaluators = {}
+    for name in ("train", "test"):
+        evaluator = IgniteEngine(lambda e, b: None)
+        evaluator.add_event_handler(IgniteEvents.COMPLETED, lambda e, n=name: e.state.metrics.update(acc=len(n) / 10))
+        evaluators[name] = evaluator
+
+    @trainer.on(IgniteEvents.EPOCH_COMPLETED)
+    def validate() -> None:
+        for evaluator in evaluators.values():
+            evaluator.run([0])
+
+    return trainer, optimizer, evaluators
+
+
+def _mlflow_history(uri: str, run_id: str) -> dict[str, list[tuple[int, float]]]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    keys = client.get_run(run_id).data.metrics
+    return {key: sorted((m.step, m.value) for m in client.get_metric_history(run_id, key)) for key in keys}
+
+
+@pytest.fixture
+def ignite_mlflow_history(mlflow_server: str) -> dict[str, list[tuple[int, float]]]:
+    """What pytorch-ignite's setup_mlflow_logging logs (sync: its MLflowLogger uses mlflow's global run)."""
+    import mlflow
+
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        trainer, optimizer, evaluators = _ignite_trainer_with_evaluators()
+        logger = ignite_common.setup_mlflow_logging(
+            trainer, {"g": optimizer}, evaluators, log_every_iters=2, tracking_uri=mlflow_server
+        )
+        trainer.run([0, 1], max_epochs=2)
+        run = mlflow.active_run()
+        assert run is not None
+        logger.close()
+    finally:
+        mlflow.set_tracking_uri(previous)  # pytorch-ignite's logger set the process-wide URI
+    return _mlflow_history(mlflow_server, run.info.run_id)
+
+
+@pytest.mark.anyio
+async def test_mlflow_logging_logs_pytorch_ignites_keys_steps_and_values(
+    mlflow_server: str, ignite_mlflow_history: dict[str, list[tuple[int, float]]]
+) -> None:
+    trainer, optimizer, evaluators = _trainer_with_evaluators()
+    async with common.setup_mlflow_logging(
+        trainer, {"g": optimizer}, evaluators, log_every_iters=2, tracking_uri=mlflow_server, experiment="common"
+    ) as logger:
+        await trainer.run([0, 1], max_epochs=2)
+    assert logger.run_id is not None
+    ours = _mlflow_history(mlflow_server, logger.run_id)
+    assert ours == ignite_mlflow_history
+    assert ours == {
+        "g lr group_0": [(2, 0.25), (4, 0.25)],
+        "training loss": [(2, 0.2), (4, 0.4)],
+        "train acc": [(1, 0.5), (2, 0.5)],
+        "test acc": [(1, 0.4), (2, 0.4)],
+    }
+
+
+@pytest.fixture
+def wandb_kwargs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """wandb.init's arguments for an offline run that touches no network and no home directory (as in
+    tests/loggers/test_wandb.py); each run gets its own ``dir`` below."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # were anything to try the server: refused, locally
+    for var in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / "home" / var.lower()))
+    settings = {
+        "silent": True,
+        "console": "off",
+        "x_disable_stats": True,
+        "x_disable_meta": True,
+        "x_disable_machine_info": True,
+        "x_disable_viewer": True,
+        "disable_git": True,
+        "disable_code": True,
+    }
+    return {"project": "ignite-async-tests", "mode": "offline", "settings": settings}
+
+
+@pytest.fixture
+def ignite_wandb_dir(tmp_path: Path, wandb_kwargs: dict[str, Any]) -> Path:
+    """pytorch-ignite's setup_wandb_logging run, offline, in its own directory (sync: wandb.init is called at once)."""
+    directory = tmp_path / "theirs"
+    directory.mkdir()
+    trainer, optimizer, evaluators = _ignite_trainer_with_evaluators()
+    logger = ignite_common.setup_wandb_logging(
+        trainer, {"g": optimizer}, evaluators, log_every_iters=2, dir=str(directory), **wandb_kwargs
+    )
+    trainer.run([0, 1], max_epochs=2)
+    logger.close()
+    return directory
+
+
+@pytest.mark.anyio
+async def test_wandb_logging_logs_pytorch_ignites_steps_and_values(
+    tmp_path: Path, wandb_kwargs: dict[str, Any], ignite_wandb_dir: Path
+) -> None:
+    directory = tmp_path / "ours"
+    directory.mkdir()
+    trainer, optimizer, evaluators = _trainer_with_evaluators()
+    async with common.setup_wandb_logging(
+        trainer, {"g": optimizer}, evaluators, log_every_iters=2, dir=str(directory), **wandb_kwargs
+    ) as logger:
+        await trainer.run([0, 1], max_epochs=2)
+    assert logger.statistics().dropped == 0
+    settle()
+    ((ours_dir,), (theirs_dir,)) = run_dirs(directory), run_dirs(ignite_wandb_dir)
+    ours, theirs = read_run(ours_dir).history, read_run(theirs_dir).history
+    # The evaluators at the trainer's iteration (not its epoch), as pytorch-ignite logs them for W&B.
+    assert theirs == {
+        2: {"g/lr/group_0": 0.25, "training/loss": 0.2, "train/acc": 0.5, "test/acc": 0.4},
+        4: {"g/lr/group_0": 0.25, "training/loss": 0.4, "train/acc": 0.5, "test/acc": 0.4},
+    }
+    assert ours == theirs  # the same keys too: "g/lr/group_0"

@@ -193,3 +193,44 @@ def test_bad_clip_bounds(name: str, bad: Any) -> None:
     model, optimizer, _ = setup()
     with pytest.raises(ValueError, match=f"{name} must be None or a positive finite float"):
         create_supervised_trainer(model, optimizer, nn.CrossEntropyLoss(), **{name: bad})
+
+
+async def test_deterministic_is_accepted_in_pytorch_ignites_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    import inspect
+
+    ours = list(inspect.signature(create_supervised_trainer).parameters)
+    theirs = list(inspect.signature(ig_engine.create_supervised_trainer).parameters)
+    assert ours[: len(theirs)] == theirs  # deterministic where 0.5.5 has it: ported positional calls work
+    with pytest.raises(TypeError, match="deterministic must be True or False, got 'yes'"):
+        create_supervised_trainer(*setup()[:2], nn.CrossEntropyLoss(), deterministic="yes")  # type: ignore[arg-type]
+
+    # On the CPU alone it changes nothing: pytorch-ignite's plain trainer's weights.
+    model, optimizer, data = setup()
+    torch.manual_seed(42)
+    ig_engine.create_supervised_trainer(model, optimizer, nn.CrossEntropyLoss()).run(data, max_epochs=2)
+    expected = {k: v.clone() for k, v in model.state_dict().items()}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    model, optimizer, data = setup()
+    torch.manual_seed(42)
+    await create_supervised_trainer(model, optimizer, nn.CrossEntropyLoss(), deterministic=True).run(data, max_epochs=2)
+    assert all(torch.equal(model.state_dict()[k], expected[k]) for k in expected)
+    assert not torch.are_deterministic_algorithms_enabled()
+
+    # With CUDA, the run's start sets what DeterministicEngine sets (restored after: they are process-wide).
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.benchmark,
+    )
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    model, optimizer, data = setup()
+    trainer = create_supervised_trainer(model, optimizer, nn.CrossEntropyLoss(), deterministic=True)
+    torch.backends.cudnn.benchmark = True
+    try:
+        await trainer.run(data[:1], max_epochs=1)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        assert torch.backends.cudnn.benchmark is False
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.backends.cudnn.benchmark = saved[2]

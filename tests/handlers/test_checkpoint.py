@@ -960,3 +960,11 @@ async def test_a_single_list_entry_is_saved_as_a_list_and_loads_back(tmp_path: P
     assert [float(m.bias.detach()[0]) for m in restored] == [1.0, 2.0]
     with pytest.raises(TypeError, match="include_self=True needs a dict"):
         Checkpoint({"models": [model_with(1.0)]}, DiskSaver(tmp_path / "x"), include_self=True)
+
+
+def test_reload_objects_refuses_a_to_load_that_is_not_a_mapping(tmp_path: Path) -> None:
+    model = model_with(1.0)
+    checkpointer = Checkpoint({"model": model}, DiskSaver(tmp_path))
+    for bad in ("x", tmp_path / "model_1.pt", [model]):
+        with pytest.raises(TypeError, match=r"to_load must be a mapping of names to objects .*\{'model': model\}"):
+            checkpointer.reload_objects(bad, global_step=1)  # type: ignore[arg-type]

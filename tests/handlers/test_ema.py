@@ -227,3 +227,43 @@ async def test_ema_weights_equal_ignites_on_cuda() -> None:
 def test_a_model_without_parameters_is_refused_at_the_call() -> None:
     with pytest.raises(ValueError, match=r"ReLU\) has no parameters"):
         EMAHandler(nn.ReLU())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"momentum": "a"}, TypeError, "momentum must be a real number in \\(0, 1\\), got 'a'"),
+        ({"momentum": None}, TypeError, "momentum must be a real number"),
+        ({"momentum_warmup": 2.0, "warmup_iters": 3}, ValueError, r"momentum_warmup must be in \(0, 1\], got 2\.0"),
+        ({"momentum_warmup": 0.0, "warmup_iters": 3}, ValueError, r"momentum_warmup must be in \(0, 1\], got 0\.0"),
+        ({"momentum_warmup": float("nan"), "warmup_iters": 3}, ValueError, r"momentum_warmup must be in \(0, 1\]"),
+        ({"momentum_warmup": "0.1", "warmup_iters": 3}, TypeError, "momentum_warmup must be a real number"),
+        ({"momentum_warmup": 0.1, "warmup_iters": 0}, ValueError, "warmup_iters must be >= 1, got 0"),
+        ({"momentum_warmup": 0.1, "warmup_iters": -1}, ValueError, "warmup_iters must be >= 1, got -1"),
+        ({"momentum_warmup": 0.1, "warmup_iters": 2.5}, TypeError, "warmup_iters must be an integer >= 1"),
+        ({"momentum_warmup": 0.1}, ValueError, r"momentum_warmup was given without warmup_iters.*pass warmup_iters"),
+        ({"warmup_iters": 5}, ValueError, r"warmup_iters was given without momentum_warmup.*pass momentum_warmup"),
+    ],
+)
+def test_bad_momenta_and_warmups_are_refused_at_the_call(kwargs: dict[str, Any], error: type, match: str) -> None:
+    if "momentum" in kwargs:  # pytorch-ignite raises the same type here (it fails comparing the momentum)
+        with pytest.raises(error):
+            IgniteEMAHandler(nn.Linear(1, 1), **kwargs)
+    with pytest.raises(error, match=match):
+        EMAHandler(nn.Linear(1, 1), **kwargs)
+
+
+@pytest.mark.anyio
+async def test_a_warmup_from_momentum_one_starts_with_a_copy_and_attach_needs_an_engine() -> None:
+    model = nn.Linear(1, 1, bias=False)
+    ema = EMAHandler(model, momentum=0.5, momentum_warmup=1.0, warmup_iters=2)  # the range's closed end
+    with pytest.raises(TypeError, match=r"engine must be an ignite_async Engine \(the trainer\), got builtins\.str"):
+        ema.attach("x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"got ignite\.engine\.engine\.Engine"):
+        ema.attach(IgniteEngine(lambda e, b: None))  # type: ignore[arg-type]
+    trainer = Engine(lambda e, b: model.weight.data.fill_(b))
+    ema.attach(trainer)
+    await trainer.run([3.0])
+    assert ema.ema_model.weight.item() == 3.0  # momentum 1 at the first update: a copy of the model
+    await trainer.run([5.0], max_epochs=2)
+    assert (ema.ema_model.weight.item(), trainer.state.ema_momentum) == (4.0, 0.5)

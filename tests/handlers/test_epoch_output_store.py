@@ -118,3 +118,11 @@ def test_methods_work_without_an_engine_run() -> None:
     store.reset()
     assert store.data == []
     assert engine.state.kept == [6, 6]
+
+
+def test_an_output_transform_that_is_not_callable_is_refused_at_the_call() -> None:
+    with pytest.raises(TypeError, match=r"output_transform must be callable .*got 3"):
+        EpochOutputStore(output_transform=3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="output_transform must be callable"):
+        EpochOutputStore("out")  # type: ignore[arg-type]
+    assert EpochOutputStore(str).output_transform is str  # a class is callable

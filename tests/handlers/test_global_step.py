@@ -143,3 +143,11 @@ def test_a_custom_event_registered_with_a_counter_reads_it_as_ignite(monkeypatch
     ours.state.pings = 9
     assert global_step_from_engine(ours)(None, Custom.PING) == 9
     assert ref_handlers.global_step_from_engine(ref)(None, RefCustom.PING) == 9
+
+
+def test_an_engine_that_is_not_ours_is_refused_at_the_call() -> None:
+    for bad, shown in (("x", r"builtins\.str"), (IgniteEngine(lambda e, b: None), r"ignite\.engine\.engine\.Engine")):
+        with pytest.raises(TypeError, match=rf"engine must be the ignite_async Engine whose counters.*got {shown}"):
+            global_step_from_engine(bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"fallback_attr must be the name \(str\) of a state attribute, got 3"):
+        global_step_from_engine(Engine(lambda e, b: None), fallback_attr=3)  # type: ignore[arg-type]

@@ -37,7 +37,11 @@ def _step(model: nn.Module, optimizer: torch.optim.Optimizer, used: list[list[fl
     return step
 
 
-def _reference(groups: bool, max_epochs: int, **kwargs: Any) -> tuple[dict[str, list[Any]], list[Any], list[str]]:
+def _reference(
+    groups: bool, max_epochs: int, **kwargs: Any
+) -> tuple[dict[str, list[Any]], list[Any], list[str], Any, list[float]]:
+    """pytorch-ignite's results, learning rates used, warnings, ``lr_suggestion()`` and the learning rates that
+    ``apply_suggested_lr`` sets."""
     import ignite.engine
     import ignite.handlers
 
@@ -49,7 +53,10 @@ def _reference(groups: bool, max_epochs: int, **kwargs: Any) -> tuple[dict[str, 
         warnings.simplefilter("always")
         with finder.attach(trainer, {"model": model, "optimizer": optimizer}, **kwargs) as trainer_with_lr_finder:
             trainer_with_lr_finder.run(data, max_epochs=max_epochs)
-    return finder.get_results(), used, [str(w.message) for w in warned]
+    suggestion = finder.lr_suggestion()
+    finder.apply_suggested_lr(optimizer)
+    applied = [group["lr"] for group in optimizer.param_groups]
+    return finder.get_results(), used, [str(w.message) for w in warned], suggestion, applied
 
 
 def _flat(values: list[Any]) -> list[float]:
@@ -68,7 +75,9 @@ CASES = [
 
 @pytest.mark.parametrize(("groups", "max_epochs", "kwargs"), CASES)
 async def test_lr_and_loss_history_are_pytorch_ignite_s(groups: bool, max_epochs: int, kwargs: dict[str, Any]) -> None:
-    expected, expected_used, expected_warnings = _reference(groups, max_epochs, **kwargs)
+    expected, expected_used, expected_warnings, expected_suggestion, expected_applied = _reference(
+        groups, max_epochs, **kwargs
+    )
     model, optimizer, data = _setup(groups)
     initial = {k: v.clone() for k, v in model.state_dict().items()}
     initial_lrs = [group["lr"] for group in optimizer.param_groups]
@@ -93,6 +102,12 @@ async def test_lr_and_loss_history_are_pytorch_ignite_s(groups: bool, max_epochs
     assert [group["lr"] for group in optimizer.param_groups] == initial_lrs
     assert trainer.state.iteration == 0
     assert not any(trainer._event_handlers.values())
+    # The suggestion (a list per group with groups) and what apply_suggested_lr sets are pytorch-ignite's.
+    suggestion = finder.lr_suggestion()
+    assert type(suggestion) is type(expected_suggestion)
+    assert _flat([suggestion]) == pytest.approx(_flat([expected_suggestion]), rel=1e-12)
+    finder.apply_suggested_lr(optimizer)
+    assert [group["lr"] for group in optimizer.param_groups] == pytest.approx(expected_applied, rel=1e-12)
 
 
 async def test_divergence_stops_the_run_and_the_suggestion_is_on_the_falling_part() -> None:
