@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/checkpoint_stall.py
 	$(BIN)/python benchmarks/service_latency.py
 	$(BIN)/python benchmarks/metrics_update.py
+	$(BIN)/python benchmarks/tracker_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

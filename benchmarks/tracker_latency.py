@@ -182,7 +182,7 @@ def main() -> None:
             f"| {loop[b] / loop[a]:.2f}x |"
         )
     print(
-        "run(): the whole run, with ignite_async's run setup (the MLflow run created at STARTED) and end-of-run "
+        "run(): the whole run, with ignite_async's end-of-run "
         "flush (the last batch acknowledged, the run set FINISHED), fixed costs of a few round trips; "
         "loop only: from the first iteration's start to the last one's end."
     )

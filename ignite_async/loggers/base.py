@@ -435,7 +435,15 @@ class ThreadedLogger(BaseLogger):
                 f"{overflowed} records dropped since the last flush: more than max_pending={self.max_pending}"
             )
         self._warn(reports)
-        if not done:
+        if not done and unwritten == 0:
+            warnings.warn(
+                f"{type(self).__name__}: every record is written, but letting go of the sink (e.g. a tracker's "
+                f"final status) did not finish within flush_timeout={self.flush_timeout:g} s; it goes on in the "
+                "writer thread",
+                LoggerWarning,
+                stacklevel=3,
+            )
+        elif not done:
             stuck = f" (a write has been running for {busy_for:.1f} s)" if busy_for is not None else ""
             fate = (
                 "the logger is closed: they are lost"

@@ -16,7 +16,6 @@ import random
 import threading
 import time
 import urllib.parse
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ import anyio
 from ignite_async._threads import run_sync
 from ignite_async.engine import Engine, Events
 from ignite_async.handlers.checkpoint import BaseSaveHandler
-from ignite_async.loggers.base import LoggerWarning, Record, ThreadedLogger, check_seconds
+from ignite_async.loggers.base import Record, ThreadedLogger, check_seconds
 
 __all__ = ["MLflowCheckpointSaver", "MLflowCheckpointStatistics", "MLflowLogger"]
 
@@ -75,9 +74,10 @@ def is_transient(error: BaseException) -> bool:
 
 class MLflowLogger(ThreadedLogger):
     """Metrics in an MLflow run, sent with ``MlflowClient.log_batch`` (at most 1000 per request) from the
-    logger's writer thread. The run is created lazily, at the first watched engine's STARTED (or by
-    :meth:`start`), in experiment ``experiment`` (created if missing); its status is set to FINISHED, FAILED
-    or KILLED when the run of the watched engines ends.
+    logger's writer thread. That thread also creates the run, at its first write after a watched engine's
+    STARTED (or :meth:`start` does, when awaited), in experiment ``experiment`` (created if missing), so that
+    training never waits for the tracker; its status is set to FINISHED, FAILED or KILLED when the run of the
+    watched engines ends.
 
     Per-request bounds: unless set by the user, ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` is set to 0 and
     ``MLFLOW_HTTP_REQUEST_TIMEOUT`` to ``timeout`` for this process when the logger is created, so that
@@ -151,6 +151,8 @@ class MLflowLogger(ThreadedLogger):
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self._params: dict[str, str] = {}
         self._status = "FINISHED"
+        self._run_lock = threading.Lock()
+        self._restart = False  # set at STARTED: the next write (re)starts the MLflow run
         self._savers: list[MLflowCheckpointSaver] = []
 
     # ------------------------------------------------------------------ the run
@@ -170,36 +172,31 @@ class MLflowLogger(ThreadedLogger):
                 ) from exc
 
     def _ensure_run(self) -> str:
-        # In a worker thread (or the writer thread).
-        if self.run_id is None:
-            exp_id = None
-            if self.experiment is not None:
-                exp = self.client.get_experiment_by_name(self.experiment)
-                exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(self.experiment)
-            run = self.client.create_run(exp_id or "0", run_name=self.run_name, tags=self.tags)
-            self.run_id = run.info.run_id
-        else:
-            self.client.update_run(self.run_id, status="RUNNING")
-        return self.run_id
+        # In a worker thread: the writer, start()'s, or a checkpoint saver's. One of them creates the run.
+        with self._run_lock:
+            if self.run_id is None:
+                exp_id = None
+                if self.experiment is not None:
+                    exp = self.client.get_experiment_by_name(self.experiment)
+                    exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(self.experiment)
+                run = self.client.create_run(exp_id or "0", run_name=self.run_name, tags=self.tags)
+                self.run_id = run.info.run_id
+            elif self._restart:
+                self.client.update_run(self.run_id, status="RUNNING")
+            self._restart = False
+            return self.run_id
 
     def _watch(self, engine: Engine) -> None:
         super()._watch(engine)
         engine.add_event_handler(Events.STARTED, self._on_started)
 
-    async def _on_started(self, engine: Engine) -> None:
+    def _on_started(self, engine: Engine) -> None:
         if self._another_run_is_on(engine):
             return  # an evaluator inside the trainer's run
         self._status = "RUNNING"
-        try:
-            await self.start()
-        except ConnectionError as exc:
-            if self.on_error == "raise":
-                raise
-            warnings.warn(
-                f"{exc}; each write tries again, and records it cannot send are dropped and counted",
-                LoggerWarning,
-                stacklevel=2,
-            )
+        # The writer thread creates the run (or sets an adopted one RUNNING) at its next write: training never
+        # waits for the tracker, whose failure reaches the loop at the next record or flush.
+        self._restart = True
 
     async def _on_run_end(self, engine: Engine | None = None, error: BaseException | None = None) -> None:
         if engine is None or not self._another_run_is_on(engine):
@@ -243,7 +240,13 @@ class MLflowLogger(ThreadedLogger):
             params = dict(self._params)  # removed once sent: a failed request resends them
         if not records and not params:
             return
-        run_id = self.run_id or self._ensure_run()
+        try:
+            run_id = self._ensure_run() if self.run_id is None or self._restart else self.run_id
+        except Exception as exc:
+            where = f"MLflowLogger cannot start a run at {_redact(self.tracking_uri)}: {exc}"
+            if is_transient(exc):
+                raise ConnectionError(f"{where}; check that the tracking server runs and the URI is right") from exc
+            raise ValueError(f"{where}; check the experiment and run arguments") from exc
         # The same entities on every attempt (one batch of at most 1000, the store's limit): the server
         # keeps one row per (key, timestamp, step, value), so a resend after a lost answer adds nothing.
         metrics = [Metric(r.key(" "), r.value, int(r.time * 1000), r.step) for r in records]
@@ -265,7 +268,9 @@ class MLflowLogger(ThreadedLogger):
         delay = self._retry_delay(error, attempt)
         if delay is not None:
             return delay
-        if not is_transient(error) and self.on_error == "raise":
+        # A refusal, or a run that could never be created (a wrong URI), is the user's to hear of; an
+        # outage that outlasted the retries costs the batch, counted and warned about.
+        if self.on_error == "raise" and (not is_transient(error) or self.run_id is None):
             return "raise"
         return "drop"
 

@@ -204,3 +204,19 @@ async def test_a_dead_server_at_the_end_bounds_the_flush_and_says_how_many_wait(
     assert stats.retried >= 1
     history = MlflowClient(mlflow_server).get_metric_history(logger.run_id, "training output")
     assert sorted(m.step for m in history) == list(range(1, 31))
+
+
+async def test_a_slow_tracker_does_not_delay_the_start_of_training(mlflow_server: str) -> None:
+    with FaultProxy(mlflow_server) as proxy:
+        proxy.latency = 0.8  # per request: creating the run takes two or three
+        trainer = _trainer()
+        logger = MLflowLogger(proxy.url, experiment="slow-start")
+        logger.attach_output_handler(trainer, Events.ITERATION_COMPLETED, "training", output_transform=lambda o: o)
+        first: list[float] = []
+        trainer.add_event_handler(Events.ITERATION_STARTED(once=1), lambda: first.append(time.monotonic()))
+        started = time.monotonic()
+        await trainer.run(range(5))
+        assert first[0] - started < 1.0  # the run is created by the writer thread, not before the first step
+        await logger.close()
+    history = MlflowClient(mlflow_server).get_metric_history(logger.run_id, "training output")
+    assert sorted(m.step for m in history) == [1, 2, 3, 4, 5]
