@@ -157,6 +157,9 @@ async def run_body(engine: Engine) -> None:
     state = e.state
     feed = e._feed
     handlers = e._event_handlers  # the dict itself never changes, only its lists
+    tracer = e._tracer  # None unless a Tracer is attached: then the fetch and the step are recorded too
+    fetch_span = 0
+    base_depth = 0 if tracer is None else tracer.depth()  # spans an error leaves open are closed down to this
     e._clear_stop_requests()
     state.times["EPOCH_COMPLETED"] = 0.0
     state.times["COMPLETED"] = 0.0
@@ -200,12 +203,16 @@ async def run_body(engine: Engine) -> None:
                                     await e._call_handlers(h)
                                 if e._stop_requested and await _stop_point(e):
                                     await _pause()
+                            if tracer is not None:
+                                fetch_span = tracer.begin("fetch", "data", state.iteration + 1)
                             if feed.replay is not None:  # the batch of an iteration that was cut short
                                 state.batch = feed.take_replay()
                             elif feed.is_async:
                                 state.batch = await feed.anext()
                             else:
                                 state.batch = next(feed.iterator)
+                            if tracer is not None:
+                                tracer.end(fetch_span)
                             state.output = None
                             if has_data:
                                 e.last_event_name = GET_BATCH_COMPLETED
@@ -216,6 +223,8 @@ async def run_body(engine: Engine) -> None:
                             iter_counter += 1
                             should_exit = False
                         except (StopIteration, StopAsyncIteration):
+                            if tracer is not None:  # the fetch that found the data's end
+                                tracer.end(fetch_span)
                             if should_exit:
                                 # The data ran out twice in a row: a fresh iterator gave nothing either.
                                 # Nothing at all in the first epoch, from data that no iteration of this
@@ -251,6 +260,8 @@ async def run_body(engine: Engine) -> None:
                             await e._call_handlers(h)
                         if e._stop_requested and await _stop_point(e):
                             await _pause()
+                        if tracer is not None:
+                            step_span = tracer.begin("process", "process", state.iteration)
                         if process_is_async:
                             state.output = await process(e, state.batch)
                         else:
@@ -258,6 +269,8 @@ async def run_body(engine: Engine) -> None:
                             if type(output) is CoroutineType:  # a sync function that returned a coroutine
                                 output = await output
                             state.output = output
+                        if tracer is not None:
+                            tracer.end(step_span)
                         e.last_event_name = ITERATION_COMPLETED
                         if h := handlers.get("ITERATION_COMPLETED"):
                             await e._call_handlers(h)
@@ -284,6 +297,8 @@ async def run_body(engine: Engine) -> None:
                 except _Terminate:
                     raise
                 except Exception as exc:
+                    if tracer is not None:
+                        tracer.unwind(base_depth, exc)
                     e.logger.error("Current run is terminating due to exception: %s", exc)
                     await _handle_exception(e, exc)
                 epoch_time += time.time() - epoch_start
@@ -320,6 +335,8 @@ async def run_body(engine: Engine) -> None:
     except GeneratorExit:  # an abandoned paused run being closed
         raise
     except BaseException as exc:
+        if tracer is not None:
+            tracer.unwind(base_depth, exc)
         # Taken before anything fires: whether the iteration cut short had its batch in hand.
         batch_in_hand = state.iteration > e._completed_iteration or e.last_event_name is GET_BATCH_COMPLETED
         await feed.release()

@@ -27,6 +27,7 @@ in_background: ContextVar[bool] = ContextVar("in_background", default=False)
 if TYPE_CHECKING:
     from ignite_async.engine.engine import Engine
     from ignite_async.engine.state import State
+    from ignite_async.handlers.tracer import Tracer
 
 __all__ = ["WHEN_BUSY", "BackgroundHandler", "BackgroundStatistics", "EngineStatistics", "TaskHandle", "background"]
 
@@ -193,7 +194,15 @@ class BackgroundHandler:
                 return
             if not await self.wait_for_slot(engine):  # "wait": backpressure on the training loop
                 return  # the run is failing; the loop raises at its next event
-        engine._start_task(self._work, args, kwargs, engine.cancel_grace_period)
+        engine._start_task(
+            self._work,
+            args,
+            kwargs,
+            engine.cancel_grace_period,
+            engine._tracer,
+            name=self.stats.name,
+            kind="background",
+        )
         self._running += 1  # counted only once the task is really started
         self.stats.running = self._running
 
@@ -213,11 +222,11 @@ class BackgroundHandler:
             self._slot_freed.set()
             self._slot_freed = None
 
-    async def _work(self, args: tuple[Any, ...], kwargs: dict[str, Any], grace: float) -> None:
+    async def _work(self, args: tuple[Any, ...], kwargs: dict[str, Any], grace: float, tracer: Tracer | None) -> None:
         try:
             job: tuple[tuple[Any, ...], dict[str, Any]] | None = (args, kwargs)
             while job is not None:
-                await self._invoke(*job, grace)
+                await self._invoke(*job, grace, tracer)
                 # "latest": the newest firing that found us busy runs in the slot we hold.
                 job, self._pending = self._pending, None
                 self.stats.pending = 0
@@ -228,7 +237,7 @@ class BackgroundHandler:
                 self._slot_freed.set()
                 self._slot_freed = None
 
-    async def _invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any], grace: float) -> None:
+    async def _invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any], grace: float, tracer: Tracer | None) -> None:
         self.stats.started += 1
         started = time.perf_counter()
         try:
@@ -237,7 +246,10 @@ class BackgroundHandler:
             else:
                 # Cancelled, the run waits for a sync handler only ``grace`` seconds: a thread cannot be
                 # stopped, so one that blocks longer (a request without a timeout) is abandoned.
-                await run_sync(functools.partial(self.handler, *args, **kwargs), grace=grace, name=self.stats.name)
+                call: Callable[[], Any] = functools.partial(self.handler, *args, **kwargs)
+                if tracer is not None:  # the call's span on the worker thread's own row
+                    call = tracer.wrap_thread_call(call, self.stats.name)
+                await run_sync(call, grace=grace, name=self.stats.name)
         except BaseException:
             self.stats.failed += 1
             raise

@@ -8,7 +8,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from types import CoroutineType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -33,6 +33,9 @@ from ignite_async.engine.events import (
 )
 from ignite_async.engine.state import DEFAULT_EVENT_TO_ATTR, State
 from ignite_async.engine.streams import EventStream
+
+if TYPE_CHECKING:
+    from ignite_async.handlers.tracer import Tracer
 
 __all__ = ["Engine"]
 
@@ -169,6 +172,8 @@ class Engine:
         # completed or was terminated): loggers flush and set the run's status, event streams close.
         # Not an event: a handler on EXCEPTION_RAISED would swallow the run's errors.
         self._run_end_callbacks: list[Callable[[BaseException | None], Awaitable[None]]] = []
+        # Set by Tracer.attach: the loop, handler calls and task starts record spans only while it is set.
+        self._tracer: Tracer | None = None
         #: Seconds that INTERRUPT handlers get, shielded, when the run is cancelled from outside.
         self.cancel_grace_period = 10.0
 
@@ -361,6 +366,8 @@ class Engine:
 
     async def _call_handlers(self, handlers: list[Entry]) -> None:
         # The hot path: every decision was made at registration (see _handlers.make_entry).
+        if self._tracer is not None:
+            return await self._call_handlers_traced(handlers, None, {})
         state = self.state
         for fn, args, kwargs, is_async, event_filter, attr, _ in handlers:
             if event_filter is not None and not event_filter(self, getattr(state, attr)):  # type: ignore[arg-type]
@@ -373,6 +380,8 @@ class Engine:
     async def _call_handlers_with(
         self, handlers: list[Entry], event_args: tuple[Any, ...], event_kwargs: dict[str, Any]
     ) -> None:
+        if self._tracer is not None:
+            return await self._call_handlers_traced(handlers, event_args, event_kwargs)
         state = self.state
         for fn, _, kwargs, is_async, event_filter, attr, info in handlers:
             if event_filter is not None and not event_filter(self, getattr(state, attr)):  # type: ignore[arg-type]
@@ -383,6 +392,33 @@ class Engine:
             result = fn(*head, *info.args, **kwargs, **extra)
             if is_async or type(result) is CoroutineType:
                 await result
+
+    async def _call_handlers_traced(
+        self, handlers: list[Entry], event_args: tuple[Any, ...] | None, event_kwargs: dict[str, Any]
+    ) -> None:
+        """The two loops above in one, with the firing and each handler call recorded by the tracer
+        (``event_args`` None: the fast path's call form)."""
+        tracer = self._tracer
+        assert tracer is not None
+        state = self.state
+        firing = tracer.begin(_event_key(self.last_event_name), "event")
+        ran = False
+        for fn, args, kwargs, is_async, event_filter, attr, info in handlers:
+            if event_filter is not None and not event_filter(self, getattr(state, attr)):  # type: ignore[arg-type]
+                continue
+            ran = True
+            call = tracer.begin(tracer.name_of(info.handler), "handler")
+            if event_args is None:
+                result = fn(*args, **kwargs)
+            else:
+                given = event_args if info.takes_event_args else ()
+                head = (self, *given) if info.passes_engine else given
+                extra = {k: v for k, v in event_kwargs.items() if k in info.accepted_event_kwargs}
+                result = fn(*head, *info.args, **kwargs, **extra)
+            if is_async or type(result) is CoroutineType:
+                await result
+            tracer.end(call)
+        tracer.end(firing, keep=ran)  # a firing whose filters let no handler run is not shown
 
     # ------------------------------------------------------------------ stopping
 
@@ -790,7 +826,7 @@ class Engine:
             raise TypeError(f"spawn() needs an async callable (an async def function), got {async_fn!r}")
         check_callable_signature(async_fn, "spawn()'s function", args, {})
         handle = TaskHandle(describe(async_fn))
-        self._start_task(handle._run, async_fn, args)
+        self._start_task(handle._run, async_fn, args, name=handle.name)
         return handle
 
     def subscribe(self, event: Any, *, buffer: int = 100) -> EventStream:
@@ -824,7 +860,9 @@ class Engine:
             stats.background[name] = handler.stats
         return stats
 
-    def _start_task(self, async_fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+    def _start_task(
+        self, async_fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None, kind: str = "task"
+    ) -> None:
         if self._task_group is None:
             raise RuntimeError(
                 "this engine is not running: tasks can only be started while run() is in progress "
@@ -835,6 +873,9 @@ class Engine:
                 "tasks can only be started from the event loop's thread, not from a worker thread "
                 "(e.g. a sync handler wrapped in background()): make that handler async"
             )
+        if self._tracer is not None:  # the task's span, on a lane of its own, says which event started it
+            event = None if self.last_event_name is None else _event_key(self.last_event_name)
+            async_fn = self._tracer.wrap_task(async_fn, name or describe(async_fn), kind, event)
         self._task_group.start_soon(self._tracked, async_fn, args)
         self._tasks_active += 1  # counted only once it is really started
 
