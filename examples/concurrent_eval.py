@@ -2,8 +2,10 @@
 
     .venv/bin/python examples/concurrent_eval.py [--epochs N]
 
-On EPOCH_COMPLETED a sync handler copies the model's weights to the CPU (a consistent snapshot, taken
-between two steps) and spawns an evaluation of that snapshot as a task of the trainer. The evaluator is
+On EPOCH_COMPLETED a sync handler snapshots the model's weights to the CPU with the helper the checkpoints
+use (``snapshot_state``: a consistent copy, taken between two steps; from a GPU, a non-blocking copy into
+pinned memory on a side stream, which the evaluation waits for) and spawns an evaluation of that snapshot as
+a task of the trainer. The evaluator is
 another Engine over its own copy of the model; its steps run in worker threads, so on a multi-core
 machine evaluation and training progress in parallel. The run waits for every evaluation before
 COMPLETED.
@@ -22,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ignite_async import Engine, Events
+from ignite_async.handlers.checkpoint import StateSnapshot, snapshot_state
 
 Weights = dict[str, torch.Tensor]
 
@@ -36,9 +39,9 @@ def make_loader(n: int, seed: int, shuffle: bool) -> DataLoader[tuple[torch.Tens
     return DataLoader(TensorDataset(x, 2 * x - x**3), batch_size=64, shuffle=shuffle, generator=generator)
 
 
-def snapshot(model: nn.Module) -> Weights:
-    """A CPU copy of the weights that later optimizer steps cannot change."""
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+def snapshot(model: nn.Module) -> StateSnapshot:
+    """A CPU copy of the weights that later optimizer steps cannot change (read it with ``await .ready()``)."""
+    return snapshot_state(model.state_dict())
 
 
 def blocking_mse(weights: Weights, loader: DataLoader[tuple[torch.Tensor, ...]]) -> float:
@@ -98,10 +101,11 @@ def build_trainer(results: dict[int, dict[str, Any]]) -> tuple[Engine, nn.Module
 
     @trainer.on(Events.EPOCH_COMPLETED)
     def spawn_evaluation(engine: Engine) -> None:
-        weights = snapshot(model)  # inline, between two steps: exactly this epoch's weights
+        taken = snapshot(model)  # inline, between two steps: exactly this epoch's weights
         epoch = engine.state.epoch
 
         async def run_evaluation() -> None:
+            weights: Weights = await taken.ready()  # a GPU's copy may still be running: wait without blocking
             record = results[epoch] = {"weights": weights, "started_at_iteration": engine.state.iteration}
             record["mse"] = await evaluate(weights, val_loader)
             record["finished_at_iteration"] = engine.state.iteration

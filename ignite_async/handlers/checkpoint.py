@@ -1,11 +1,13 @@
 """Checkpointing that does not stall training and survives crashes.
 
 When the event fires, a :class:`Checkpoint` decides (file name, retention, as pytorch-ignite 0.5.5 does) and
-takes a *snapshot* inline: every ``state_dict()`` of ``to_save``, with tensors copied to the CPU. Serializing
-and writing then run in a worker thread as a background task of the engine (at most one write in flight;
-the next firing waits for it), so training goes on at once and the file holds exactly the state at the
-firing. A failed write fails the run. A checkpoint counts (``last_checkpoint``, retention, the list saved
-with ``include_self``) only once its file is durable, and older files are deleted only after that.
+takes a *snapshot* inline: every ``state_dict()`` of ``to_save``, with tensors copied to the CPU (CUDA tensors
+into reused pinned buffers, without blocking: see :func:`snapshot_state`). Serializing and writing then run in
+a worker thread as a background task of the engine (at most one write in flight), so training goes on at once
+and the file holds exactly the state at the firing. A firing that finds the previous write still in flight
+waits for it, then writes from the live state while training waits, as a blocking save does: a copy would
+only add to the wait. A failed write fails the run. A checkpoint counts (``last_checkpoint``, retention, the
+list saved with ``include_self``) only once its file is durable, and older files are deleted only after that.
 
 :class:`DiskSaver` writes atomically: to a temporary file in the same directory named after the writing
 process (host and PID), flushed and fsynced, renamed over the final name, then the directory fsynced.
@@ -19,7 +21,6 @@ each other's files.
 from __future__ import annotations
 
 import contextlib
-import copy
 import errno
 import gc
 import inspect
@@ -31,6 +32,7 @@ import socket
 import string
 import sys
 import threading
+import time
 import weakref
 from abc import ABC, abstractmethod
 from collections import OrderedDict
@@ -45,13 +47,23 @@ from ignite_async._threads import run_sync
 from ignite_async.distributed.comm import get_rank
 from ignite_async.engine import Engine, EventEnum
 from ignite_async.engine.background import BackgroundHandler
+from ignite_async.handlers._snapshot import StateSnapshot, snapshot_state
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: names are not locked
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["BaseSaveHandler", "Checkpoint", "CheckpointEvents", "CheckpointInUseError", "DiskSaver", "ModelCheckpoint"]
+__all__ = [
+    "BaseSaveHandler",
+    "Checkpoint",
+    "CheckpointEvents",
+    "CheckpointInUseError",
+    "DiskSaver",
+    "ModelCheckpoint",
+    "StateSnapshot",
+    "snapshot_state",
+]
 
 _PARTIAL = ".partial"  # suffix of DiskSaver's temporary files: never a complete checkpoint
 _HOST = socket.gethostname().replace("@", "_").replace("/", "_")
@@ -99,7 +111,9 @@ class BaseSaveHandler(ABC):
     """
 
     #: Set to False if ``__call__`` keeps no reference to the checkpoint's tensors once it returns: the
-    #: Checkpoint then copies later snapshots into the same memory, which blocks training for less time.
+    #: Checkpoint then copies later snapshots into the same memory, which blocks training for less time, and
+    #: where saves come faster than they are written it passes the live CPU tensors uncopied while training
+    #: waits for ``__call__`` to return (a blocking save, with no copy on top).
     keeps_references: bool = True
 
     @abstractmethod
@@ -184,7 +198,8 @@ class DiskSaver(BaseSaveHandler):
             with _naming_write_errors(path), open(path, "wb") as f:
                 self._save(checkpoint, f)
             return
-        fd, tmp = _create_partial(self.dirname, filename)
+        with _naming_write_errors(path):  # a directory that is not writable fails here, naming the checkpoint
+            fd, tmp = _create_partial(self.dirname, filename)
         try:
             with _naming_write_errors(path), os.fdopen(fd, "wb") as f:
                 self._save(checkpoint, f)
@@ -367,33 +382,6 @@ def _fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
-def _cpu_copy(value: Any, spare: Any = None) -> Any:
-    """A copy of a state dict that later training cannot change: tensors detached and copied to the CPU.
-
-    Tensors are copied into ``spare``'s tensors at the same place where shapes and dtypes match: copying
-    into memory already in use is several times faster than allocating it afresh (no page faults), and
-    the copy is what blocks training.
-    """
-    if isinstance(value, torch.Tensor):
-        if (
-            isinstance(spare, torch.Tensor)
-            and spare.shape == value.shape
-            and spare.dtype == value.dtype
-            and spare.device.type == "cpu"
-        ):
-            return spare.copy_(value.detach())
-        return value.detach().to("cpu", copy=True)
-    if isinstance(value, Mapping):
-        spares = spare if isinstance(spare, Mapping) else {}
-        items = [(k, _cpu_copy(v, spares.get(k))) for k, v in value.items()]
-        return OrderedDict(items) if isinstance(value, OrderedDict) else dict(items)
-    if isinstance(value, (list, tuple)):
-        same_length = isinstance(spare, (list, tuple)) and len(spare) == len(value)
-        copied = [_cpu_copy(v, spare[i] if same_length else None) for i, v in enumerate(value)]
-        return copied if isinstance(value, list) else tuple(copied)
-    return copy.deepcopy(value)
-
-
 @contextlib.contextmanager
 def _all_cores() -> Iterator[None]:
     """Copy with every core: the snapshot is the part of a checkpoint that training waits for."""
@@ -452,15 +440,13 @@ def _check_objects(objects: Mapping[str, Any], method: str) -> None:
                 )
 
 
-def _state_of(obj: Any, spare: Any) -> Any:
-    """``obj``'s state dict (a list or dict of them for a nested value), copied to the CPU (see _cpu_copy)."""
+def _state_of(obj: Any) -> Any:
+    """``obj``'s state dict (a list or dict of them for a nested value), not copied (see snapshot_state)."""
     if isinstance(obj, Mapping) and _is_branch(obj):
-        spares = spare if isinstance(spare, Mapping) else {}
-        return {key: _state_of(value, spares.get(key)) for key, value in obj.items()}
+        return {key: _state_of(value) for key, value in obj.items()}
     if isinstance(obj, (list, tuple)) and _is_branch(obj):
-        same = isinstance(spare, list) and len(spare) == len(obj)
-        return [_state_of(value, spare[i] if same else None) for i, value in enumerate(obj)]
-    return _cpu_copy(_unwrap(obj).state_dict(), spare)
+        return [_state_of(value) for value in obj]
+    return _unwrap(obj).state_dict()
 
 
 def _pairs(obj: Any, state: Any, where: str) -> Iterator[tuple[Any, Any]]:
@@ -499,7 +485,8 @@ class Checkpoint:
     further on, and ``engine.last_event_name`` is the loop's own). To attach handlers before that first firing,
     call ``engine.register_events(*CheckpointEvents)`` first.
 
-    Unlike pytorch-ignite's, the handler does not block training while it writes (see the module docs);
+    Unlike pytorch-ignite's, the handler does not block training while it writes (see the module docs), but
+    where saves come faster than they are written: then it writes as a blocking save does, without a copy;
     the file holds exactly the state at the firing, and it counts (``last_checkpoint``, retention) only once
     it is durable. Given a directory that already holds files under this handler's names (a resumed run,
     ``require_empty=False``), it counts them in ``n_saved`` too, so old checkpoints do not pile up. Its names
@@ -600,8 +587,11 @@ class Checkpoint:
         self._writer = BackgroundHandler(self._write_in_background, limit=1, when_busy="wait")
         # Writes (and the bookkeeping after them) one at a time, also when one was abandoned (see _threads).
         self._write_lock = threading.Lock()
-        # Snapshots whose write is done, to copy the next snapshot into (see _cpu_copy).
+        # Snapshots whose write is done, to copy the next snapshot into (see snapshot_state).
         self._spares: list[dict[str, Any]] = []
+        self._writes_in_flight = 0  # background writes started and not finished
+        self._last_write_s: float | None = None  # how long the last write took (seconds)
+        self._resumed_at: float | None = None  # when training last went on after a firing (perf_counter)
         self._claimed: set[str] = set()  # basenames claimed, and whose existing files were counted
         if to_save:
             self._claim(self._basename(self._name()))
@@ -697,6 +687,18 @@ class Checkpoint:
         if not engine.has_registered_events(CheckpointEvents.SAVED_CHECKPOINT):
             engine.register_events(*CheckpointEvents)
         inline = engine._task_group is None or engine._cancelling
+        # Saves come faster than they are written: this firing finds the previous write in flight, or the last
+        # write took longer than training ran since the last firing (so a background write now would be found
+        # in flight by the next firing, having competed with training for the cores meanwhile).
+        now = time.perf_counter()
+        outpaced = not inline and (
+            self._writes_in_flight > 0
+            or (
+                self._last_write_s is not None
+                and self._resumed_at is not None
+                and self._last_write_s > now - self._resumed_at
+            )
+        )
         if not inline and not await self._writer.wait_for_slot(engine):
             return  # a write failed: the run is failing
         priority, global_step = self._priority(engine)
@@ -716,19 +718,40 @@ class Checkpoint:
             self._saved, _ = self._plan(filename, priority)
             await _announce_saved(engine)
             return
-        spare = self._spares.pop() if self._spares else {}
-        with _all_cores():
-            states = {key: _state_of(obj, spare.get(key)) for key, obj in self.to_save.items()}
-        snapshot = states[name] if len(states) == 1 else states
-        metadata = {"basename": self._basename(name), "score_name": self.score_name, "priority": priority}
-        job = (snapshot, filename, priority, metadata, states)
-        if inline:
-            # Outside a run, or the last checkpoint of a cancelled one: written before returning, within the
-            # cancellation's grace period (past it, the write is abandoned and the run reports the failure).
-            if await run_sync(self._write, *job):
-                await _announce_saved(engine)
+        raw = {key: _state_of(obj) for key, obj in self.to_save.items()}
+        # The training loop waits for a write that it cannot overlap with training anyway: one that found the
+        # previous write still in flight (saves come faster than they are written), or one outside a run. A
+        # snapshot copy would then be paid on top of the write, so it is written from the live state (CPU
+        # tensors as they are) while the loop waits, as a blocking save is: never slower than one. CUDA
+        # tensors are still copied, on a side stream (see snapshot_state). A save handler that keeps the
+        # tensors it is given, or the last write of a cancelled run (which may be abandoned while still
+        # reading), always gets a copy.
+        live = (outpaced or engine._task_group is None) and not self._saver.keeps_references
+        if live:
+            snap = snapshot_state(raw, copy_cpu=False)
         else:
-            await self._writer.submit(engine, (engine, *job), {})
+            spare = self._spares.pop() if self._spares else {}
+            with _all_cores():
+                snap = snapshot_state(raw, spare)
+        metadata = {"basename": self._basename(name), "score_name": self.score_name, "priority": priority}
+        job = (name, filename, priority, metadata, snap, not live)
+        if inline or live:
+            # Outside a run, a cancelled run's last checkpoint (within the cancellation's grace period: past
+            # it, the write is abandoned and the run reports the failure), or written from the live state.
+            try:
+                if await run_sync(self._write, *job):
+                    await _announce_saved(engine)
+            finally:
+                self._resumed_at = time.perf_counter()
+        else:
+            self._writes_in_flight += 1
+            try:
+                await self._writer.submit(engine, (engine, *job), {})
+            except BaseException:
+                self._writes_in_flight -= 1
+                raise
+            finally:
+                self._resumed_at = time.perf_counter()
 
     def close(self) -> None:
         """Give up this handler's checkpoint names (see :meth:`BaseSaveHandler.claim`)."""
@@ -823,14 +846,26 @@ class Checkpoint:
         return saved, stale
 
     async def _write_in_background(self, engine: Engine, *job: Any) -> None:
-        if await run_sync(self._write, *job):
-            await _announce_saved(engine)
+        try:
+            if await run_sync(self._write, *job):
+                await _announce_saved(engine)
+        finally:
+            self._writes_in_flight -= 1
 
     def _write(
-        self, snapshot: Any, filename: str, priority: float, metadata: Mapping[str, Any], states: dict[str, Any]
+        self,
+        name: str,
+        filename: str,
+        priority: float,
+        metadata: Mapping[str, Any],
+        snap: StateSnapshot,
+        reusable: bool,
     ) -> bool:
         # Runs in a worker thread. The new checkpoint is durable before it counts, and before any old one goes.
         # Returns whether it was written.
+        started = time.perf_counter()
+        states = snap.result()  # device copies finished: the buffers hold the state at the firing
+        snapshot = states[name] if len(states) == 1 else states
         with self._write_lock:
             if not (self._room_left() or self._beats_worst(priority)):
                 return False  # a write that finished meanwhile (one abandoned on cancellation) took its place
@@ -838,11 +873,12 @@ class Checkpoint:
             if self.include_self:  # the list as it will be, this file included, as pytorch-ignite saves it
                 snapshot["checkpointer"] = OrderedDict([("_saved", [(p, f) for p, f in saved])])
             self._saver(snapshot, filename, metadata)
+            self._last_write_s = time.perf_counter() - started
             self._saved = saved
             for old in stale:
                 if old != filename:
                     self._saver.remove(old)
-        if not self._saver.keeps_references and not self._spares:
+        if reusable and not self._saver.keeps_references and not self._spares:
             self._spares.append(states)  # written: its buffers can take the next snapshot
         return True
 

@@ -968,3 +968,142 @@ def test_reload_objects_refuses_a_to_load_that_is_not_a_mapping(tmp_path: Path) 
     for bad in ("x", tmp_path / "model_1.pt", [model]):
         with pytest.raises(TypeError, match=r"to_load must be a mapping of names to objects .*\{'model': model\}"):
             checkpointer.reload_objects(bad, global_step=1)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- snapshots: never slower than a blocking save
+
+
+@pytest.mark.parametrize(
+    "device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+)
+async def test_weights_changed_on_the_device_right_after_the_firing_are_not_in_the_file(
+    tmp_path: Path, device: str
+) -> None:
+    torch.manual_seed(0)
+    model = nn.Linear(64, 64).to(device)
+    engine = Engine(lambda e, b: None)
+    checkpointer = Checkpoint({"model": model}, DiskSaver(tmp_path), n_saved=None)
+    at_firing: dict[int, dict[str, torch.Tensor]] = {}
+
+    @engine.on(Events.EPOCH_COMPLETED)
+    def remember(engine: Engine) -> None:
+        at_firing[engine.state.iteration] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+    engine.add_event_handler(Events.EPOCH_COMPLETED, checkpointer)
+
+    @engine.on(Events.EPOCH_COMPLETED)
+    def overwrite_right_after_the_firing(engine: Engine) -> None:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(-3.0).add_(1.0)  # enqueued on the training stream before the copy may have run
+
+    await engine.run([0, 1], max_epochs=3)
+    assert sorted(at_firing) == [2, 4, 6]
+    for iteration, expected in at_firing.items():
+        content = torch.load(tmp_path / f"model_{iteration}.pt", weights_only=True)
+        assert all(t.device.type == "cpu" for t in content.values())
+        assert all(torch.equal(content[k], expected[k]) for k in expected)
+
+
+class HeldDiskSaver(DiskSaver):
+    """A DiskSaver whose first write waits for the test: the next firing finds it still in flight."""
+
+    def __init__(self, dirname: Path) -> None:
+        super().__init__(dirname)
+        self.gate = threading.Event()
+        self.writing = threading.Event()
+        self.given: list[int] = []  # the data_ptr of each checkpoint's weight
+
+    def __call__(self, checkpoint: Mapping[str, Any], filename: str, metadata: Mapping[str, Any] | None = None) -> None:
+        self.given.append(checkpoint["weight"].data_ptr())
+        if len(self.given) == 1:
+            self.writing.set()
+            self.gate.wait(timeout=30)
+        super().__call__(checkpoint, filename, metadata)
+
+
+async def test_a_firing_that_finds_the_write_in_flight_waits_and_writes_the_live_state_uncopied(tmp_path: Path) -> None:
+    model = model_with(0.0)
+    saver = HeldDiskSaver(tmp_path)
+    busy_at_second: list[bool] = []
+
+    def step(engine: Engine, batch: int) -> None:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(float(engine.state.iteration))
+
+    engine = Engine(step)
+
+    @engine.on(Events.ITERATION_COMPLETED(once=3))
+    async def release_the_first_write() -> None:
+        assert await anyio.to_thread.run_sync(saver.writing.wait, 10)
+        busy_at_second.append(len(saver.given) == 1)
+        # No await from here to the checkpointer's firing: it finds the write in flight (only the event loop
+        # could count it finished).
+        saver.gate.set()
+
+    checkpointer = Checkpoint({"model": model}, saver, n_saved=None)
+    engine.add_event_handler(Events.ITERATION_COMPLETED(once=[1, 3, 5]), checkpointer)
+
+    @engine.on(Events.ITERATION_COMPLETED)
+    def overwrite_right_after_the_firing() -> None:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(-1.0)
+
+    with anyio.fail_after(30):
+        await engine.run(range(6))
+    assert busy_at_second == [True]
+    # The first write (nothing in flight) got a copy; the second, which found the first in flight, waited and was
+    # written from the model's own tensors (no copy on top of the wait). The third is written live too if the
+    # second write took longer than the two steps since (saves still come faster than they are written).
+    weight = model.weight.data_ptr()
+    assert [ptr == weight for ptr in saver.given][:2] == [False, True]
+    assert len(saver.given) == 3
+    for iteration in (1, 3, 5):
+        content = torch.load(tmp_path / f"model_{iteration}.pt", weights_only=True)
+        assert all(torch.all(t == float(iteration)) for t in content.values())
+
+
+def _make_unwritable(directory: Path) -> list[str]:
+    """Make ``directory`` refuse new files; the command that undoes it (root ignores modes: chattr +i)."""
+    if os.geteuid() != 0:
+        directory.chmod(0o500)
+        return ["chmod", "700", str(directory)]
+    made = subprocess.run(["chattr", "+i", str(directory)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot make a directory unwritable as root here: {made.stderr.strip()}")
+    return ["chattr", "-i", str(directory)]
+
+
+async def test_a_directory_that_is_not_writable_fails_the_run_naming_the_file_and_keeps_the_previous(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "checkpoints"
+    model = nn.Linear(8, 8)
+    engine = Engine(lambda e, b: None)
+    checkpointer = Checkpoint({"model": model}, DiskSaver(directory), n_saved=1)
+    engine.add_event_handler(Events.EPOCH_COMPLETED, checkpointer)
+    undo: list[list[str]] = []
+
+    @engine.on(Events.EPOCH_STARTED(once=2))
+    async def lock_the_directory_once_the_first_is_written() -> None:
+        with anyio.fail_after(10):
+            while checkpointer.last_checkpoint is None:  # noqa: ASYNC110 - written by a background thread
+                await anyio.sleep(0.01)
+        undo.append(_make_unwritable(directory))
+
+    try:
+        with pytest.raises(OSError, match=rf"cannot write checkpoint model_4\.pt in {directory}") as info:
+            await engine.run([0, 1], max_epochs=3)
+    finally:
+        for command in undo:
+            subprocess.run(command, check=True)  # noqa: ASYNC221 - a moment's chattr/chmod, after the run
+    assert info.value.errno in (errno.EACCES, errno.EPERM)
+    assert isinstance(info.value, PermissionError)  # the original error's class
+    assert info.value.filename == str(directory / "model_4.pt")
+    assert checkpointer.last_checkpoint == directory / "model_2.pt"
+    assert checkpoint_files(directory) == ["model_2.pt"]
+    restored = nn.Linear(8, 8)
+    Checkpoint.load_objects({"model": restored}, directory / "model_2.pt")
+    assert torch.equal(restored.weight, model.weight)
