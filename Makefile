@@ -46,6 +46,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/service_latency.py
 	$(BIN)/python benchmarks/metrics_update.py
 	$(BIN)/python benchmarks/tracker_latency.py
+	$(BIN)/python benchmarks/checkpoint_regimes.py
+	$(BIN)/python benchmarks/gpu_overlap.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

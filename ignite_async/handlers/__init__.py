@@ -11,6 +11,7 @@ from ignite_async.handlers.checkpoint import (
     DiskSaver,
     ModelCheckpoint,
 )
+from ignite_async.handlers.distributed_checkpoint import DCPSaver
 from ignite_async.handlers.early_stopping import EarlyStopping
 from ignite_async.handlers.ema import EMAHandler
 from ignite_async.handlers.epoch_output_store import EpochOutputStore
@@ -45,6 +46,7 @@ from ignite_async.handlers.swa import StochasticWeightAveraging
 from ignite_async.handlers.terminate_on_nan import TerminateOnNan
 from ignite_async.handlers.time_limit import TimeLimit
 from ignite_async.handlers.timer import Timer
+from ignite_async.handlers.tracer import Tracer
 
 __all__ = [
     "BaseParamScheduler",
@@ -57,6 +59,7 @@ __all__ = [
     "ConcatScheduler",
     "CosineAnnealingScheduler",
     "CyclicalScheduler",
+    "DCPSaver",
     "DiskSaver",
     "EMAHandler",
     "EarlyStopping",
@@ -82,6 +85,7 @@ __all__ = [
     "TerminateOnNan",
     "TimeLimit",
     "Timer",
+    "Tracer",
     "create_lr_scheduler_with_warmup",
     "global_step_from_engine",
 ]
