@@ -231,6 +231,7 @@ async def test_a_failing_task_fails_the_run_promptly_and_cancels_the_others(kind
             others_cancelled.set()
 
     failed_at: list[int] = []
+    failed_time: list[float] = []
 
     async def fail_async() -> None:
         failed_at.append(engine.state.iteration)
@@ -238,12 +239,19 @@ async def test_a_failing_task_fails_the_run_promptly_and_cancels_the_others(kind
 
     def fail_sync() -> None:
         failed_at.append(engine.state.iteration)  # the live engine's counter, read in the worker thread
+        failed_time.append(time.perf_counter())
         raise Boom("sync")
 
     engine = Engine(async_step)
     engine.add_event_handler(Events.STARTED, lambda e: e.spawn(long_running))
     # An EXCEPTION_RAISED handler that swallows does not rescue the run from a background failure.
-    engine.add_event_handler(Events.EXCEPTION_RAISED, lambda e, exc: exceptions.append(exc))
+    stopped_time: list[float] = []
+
+    def note_exception(e: Engine, exc: BaseException) -> None:
+        stopped_time.append(time.perf_counter())
+        exceptions.append(exc)
+
+    engine.add_event_handler(Events.EXCEPTION_RAISED, note_exception)
     if kind == "spawn":
         engine.add_event_handler(Events.ITERATION_COMPLETED(once=3), lambda e: e.spawn(fail_async))
     else:
@@ -255,8 +263,14 @@ async def test_a_failing_task_fails_the_run_promptly_and_cancels_the_others(kind
     assert not isinstance(info.value, BaseExceptionGroup)
     assert exceptions == [info.value]
     assert others_cancelled.is_set()
-    # Promptly: the run stops within one iteration of the failure (plus the hand-back from a worker thread).
-    assert engine.state.iteration <= failed_at[0] + (1 if kind != "sync" else 2)
+    # Promptly: the run stops within one iteration of a failure on the event loop. A worker thread's failure
+    # comes back when the loop next hears from the thread, which on a loaded machine can take many of these
+    # trivial iterations (the loop holds the GIL for a switch interval at a time): bounded in time instead.
+    if kind == "sync":
+        assert stopped_time[0] - failed_time[0] < 2.0
+        assert engine.state.iteration < 10_000
+    else:
+        assert engine.state.iteration <= failed_at[0] + 1
     assert engine.statistics().tasks_running == 0
 
 
