@@ -584,15 +584,16 @@ def setup_mlflow_logging(
     ``run_name``, ...; ``pip install 'ignite-async[mlflow]'``).
 
     The keys are pytorch-ignite's: ``"training loss"``, ``"lr group_0"`` (``"<key> lr group_0"`` for a dict of
-    optimizers), ``"validation accuracy"``; evaluators at the trainer's epoch. The run is created when the
-    trainer starts and ended (FINISHED, FAILED or KILLED) when its run ends; close the logger when done.
+    optimizers), ``"validation accuracy"``; evaluators at the trainer's epoch. The logger's writer thread creates
+    the run at its first write after the trainer starts, and ends it (FINISHED, FAILED or KILLED) when the
+    trainer's run ends; close the logger when done.
 
     :raises TypeError: for a ``trainer`` that is not an ignite_async ``Engine``, or ``optimizers`` or
         ``evaluators`` of the wrong type.
     :raises ValueError: for a ``log_every_iters`` that is not None or an integer >= 1.
     :raises ImportError: naming ``pip install 'ignite-async[mlflow]'`` if MLflow is missing.
 
-    Building and attaching it contacts nothing; the run is created when the trainer starts:
+    Building and attaching it contacts nothing; the run is created once there is something to log:
 
     >>> import asyncio
     >>> from ignite_async import Engine

@@ -678,36 +678,19 @@ async def test_mlflow_logging_logs_pytorch_ignites_keys_steps_and_values(
 
 
 @pytest.fixture
-def wandb_kwargs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """wandb.init's arguments for an offline run that touches no network and no home directory (as in
-    tests/loggers/test_wandb.py); each run gets its own ``dir`` below."""
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # were anything to try the server: refused, locally
-    for var in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
-        monkeypatch.setenv(var, str(tmp_path / "home" / var.lower()))
-    settings = {
-        "silent": True,
-        "console": "off",
-        "x_disable_stats": True,
-        "x_disable_meta": True,
-        "x_disable_machine_info": True,
-        "x_disable_viewer": True,
-        "disable_git": True,
-        "disable_code": True,
-    }
-    return {"project": "ignite-async-tests", "mode": "offline", "settings": settings}
+def wandb_setup_kwargs(wandb_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The shared offline W&B arguments with a project; each run gets its own ``dir`` below."""
+    return {**{k: v for k, v in wandb_kwargs.items() if k != "dir"}, "project": "ignite-async-tests"}
 
 
 @pytest.fixture
-def ignite_wandb_dir(tmp_path: Path, wandb_kwargs: dict[str, Any]) -> Path:
+def ignite_wandb_dir(tmp_path: Path, wandb_setup_kwargs: dict[str, Any]) -> Path:
     """pytorch-ignite's setup_wandb_logging run, offline, in its own directory (sync: wandb.init is called at once)."""
     directory = tmp_path / "theirs"
     directory.mkdir()
     trainer, optimizer, evaluators = _ignite_trainer_with_evaluators()
     logger = ignite_common.setup_wandb_logging(
-        trainer, {"g": optimizer}, evaluators, log_every_iters=2, dir=str(directory), **wandb_kwargs
+        trainer, {"g": optimizer}, evaluators, log_every_iters=2, dir=str(directory), **wandb_setup_kwargs
     )
     trainer.run([0, 1], max_epochs=2)
     logger.close()
@@ -716,13 +699,13 @@ def ignite_wandb_dir(tmp_path: Path, wandb_kwargs: dict[str, Any]) -> Path:
 
 @pytest.mark.anyio
 async def test_wandb_logging_logs_pytorch_ignites_steps_and_values(
-    tmp_path: Path, wandb_kwargs: dict[str, Any], ignite_wandb_dir: Path
+    tmp_path: Path, wandb_setup_kwargs: dict[str, Any], ignite_wandb_dir: Path
 ) -> None:
     directory = tmp_path / "ours"
     directory.mkdir()
     trainer, optimizer, evaluators = _trainer_with_evaluators()
     async with common.setup_wandb_logging(
-        trainer, {"g": optimizer}, evaluators, log_every_iters=2, dir=str(directory), **wandb_kwargs
+        trainer, {"g": optimizer}, evaluators, log_every_iters=2, dir=str(directory), **wandb_setup_kwargs
     ) as logger:
         await trainer.run([0, 1], max_epochs=2)
     assert logger.statistics().dropped == 0

@@ -23,29 +23,6 @@ from tests.loggers._wandb_offline import OfflineRun, read_run, run_dirs, settle
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def wandb_kwargs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """wandb.init's arguments for an offline run under tmp_path that touches no network and no home directory."""
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # were anything to try the server: refused, locally
-    for var in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
-        monkeypatch.setenv(var, str(tmp_path / "home" / var.lower()))
-    # A dict, not a wandb.Settings: wandb.init writes into the Settings object it is given (e.g. its wandb_dir).
-    settings = {
-        "silent": True,
-        "console": "off",
-        "x_disable_stats": True,  # no system metrics sampler
-        "x_disable_meta": True,
-        "x_disable_machine_info": True,
-        "x_disable_viewer": True,
-        "disable_git": True,
-        "disable_code": True,
-    }
-    return {"mode": "offline", "dir": str(tmp_path), "settings": settings}
-
-
 def only_run(tmp_path: Path) -> OfflineRun:
     settle()
     (run_dir,) = run_dirs(tmp_path)
